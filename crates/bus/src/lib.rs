@@ -1,0 +1,47 @@
+//! citychain's NATS JetStream layer: how services connect to NATS, the three streams
+//! (MEMPOOL, CHAIN, EVENTS) and their subjects, idempotent and conditional appends, durable pull
+//! consumers, request/reply, and W3C trace-context propagation in message headers.
+//!
+//! Everything goes through a [`Bus`], obtained from [`connect`] with a [`BusConfig`]:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), citychain_bus::BusError> {
+//! use citychain_bus::{BusConfig, StreamsConfig, connect, ensure_streams};
+//!
+//! let bus = connect(&BusConfig::default()).await?;
+//! let streams = StreamsConfig::new("city-main")?;
+//! ensure_streams(&bus, &streams).await?;
+//! let appended = bus
+//!     .publish_idempotent(&streams.mempool_subject(), "tx-id", "bytes".into(), Default::default())
+//!     .await?;
+//! assert!(!appended.duplicate);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! JetStream carries data between services; it is not the last line of defence (DESIGN §5).
+//! Consumers still check heights and hashes, and repair gaps with [`Bus::get_message`].
+
+mod bus;
+mod config;
+mod consumer;
+mod error;
+mod publish;
+mod read;
+mod request;
+mod streams;
+pub mod trace;
+
+pub use async_nats::HeaderMap;
+pub use bus::{Bus, connect};
+pub use config::{BusConfig, ReconnectBackoff};
+pub use consumer::{Consumer, ConsumerSpec, Delivery, StartPosition};
+pub use error::BusError;
+pub use publish::Appended;
+pub use read::{StoredMessage, StreamState};
+pub use request::{Request, Responder};
+pub use streams::{EnsuredStream, StreamKind, StreamSettings, StreamsConfig, ensure_streams};
+
+/// JetStream's de-duplication header: a message whose id was already seen within the stream's
+/// duplicate window is acknowledged but not stored again.
+pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";

@@ -1,0 +1,50 @@
+//! The one citychain binary: key and genesis tooling, and `serve` for the services.
+//!
+//! Every subcommand has `--help`. Errors print one line naming what was wrong and exit
+//! non-zero; `anyhow` is used only here, at the edge.
+
+mod files;
+mod genesis_cmd;
+mod keys_cmd;
+mod serve_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// citychain: a permissioned ledger shared by a city's departments, banks, hospitals,
+/// insurers and enterprises.
+#[derive(Debug, Parser)]
+#[command(name = "citychain", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create and inspect member and citizen keys.
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
+    /// Create and check genesis documents.
+    #[command(subcommand)]
+    Genesis(genesis_cmd::GenesisCommand),
+    /// Run one or more services in this process.
+    Serve(serve_cmd::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Keys(cmd) => keys_cmd::run(cmd),
+        Command::Genesis(cmd) => genesis_cmd::run(cmd),
+        Command::Serve(args) => serve_cmd::run(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! A chain of real blocks verifies from genesis, and each kind of tampering is found at the
+//! right height.
+
+use citychain_kernel::block::{Block, BlockError, BlockHeader, ChainVerifier, CommitCertificate};
+use citychain_kernel::genesis::{build_genesis, department_plans};
+use citychain_kernel::tx::{SignedTx, TxBody};
+use citychain_kernel::{Genesis, Height, KeyPair};
+
+fn seeds() -> impl FnMut() -> [u8; 32] {
+    let mut n = 0u64;
+    move || {
+        n += 1;
+        *blake3::hash(&n.to_be_bytes()).as_bytes()
+    }
+}
+
+struct Fixture {
+    genesis: Genesis,
+    keys: Vec<KeyPair>,
+    blocks: Vec<Block>,
+}
+
+/// Builds `count` blocks, each with a few transactions, certified by 3 of the 4 validators.
+fn chain(count: u64) -> Fixture {
+    let (genesis, keys) =
+        build_genesis("city-test", 1_000, &department_plans(4), 4, seeds()).unwrap();
+    let validators = genesis.validator_set();
+    let mut blocks: Vec<Block> = Vec::new();
+    for h in 1..=count {
+        let txs: Vec<SignedTx> = (0..(h % 4))
+            .map(|i| {
+                SignedTx::sign(
+                    &genesis.chain_id,
+                    &keys[(i % 4) as usize].signing,
+                    h * 10 + i,
+                    Height(h + 100),
+                    TxBody::new("citychain.test.v1.Put", format!("{h}/{i}").into_bytes()),
+                )
+                .unwrap()
+            })
+            .collect();
+        let prev = blocks.last().map(Block::hash).unwrap_or_default();
+        let header = BlockHeader::new(
+            genesis.chain_id.clone(),
+            Height(h),
+            1_000 + h * 500,
+            prev,
+            &txs,
+            &validators,
+            keys[(h % 4) as usize].signing.public_key(),
+        );
+        let signers: Vec<_> = keys
+            .iter()
+            .skip((h % 2) as usize)
+            .take(3)
+            .map(|k| &k.signing)
+            .collect();
+        let certificate =
+            CommitCertificate::sign(&genesis.chain_id, Height(h), 0, header.hash(), &signers);
+        blocks.push(Block {
+            header,
+            txs,
+            certificate,
+        });
+    }
+    Fixture {
+        genesis,
+        keys,
+        blocks,
+    }
+}
+
+fn verify_all(genesis: &Genesis, blocks: &[Block]) -> Result<(), (u64, BlockError)> {
+    let mut verifier = ChainVerifier::new(genesis);
+    for block in blocks {
+        verifier
+            .push(block)
+            .map_err(|e| (verifier.next_height().0, e))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn an_untouched_chain_verifies_and_round_trips_through_bytes() {
+    let f = chain(30);
+    verify_all(&f.genesis, &f.blocks).unwrap();
+    let decoded: Vec<Block> = f
+        .blocks
+        .iter()
+        .map(|b| Block::decode(&b.encode()).unwrap())
+        .collect();
+    assert_eq!(decoded, f.blocks);
+}
+
+#[test]
+fn every_flipped_byte_of_a_block_is_found_at_its_height() {
+    let f = chain(6);
+    for target in [2usize, 5] {
+        let bytes = f.blocks[target].encode();
+        for i in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x01;
+            let outcome = match Block::decode(&damaged) {
+                Err(_) => continue,
+                Ok(block) => {
+                    let mut blocks = f.blocks.clone();
+                    blocks[target] = block;
+                    verify_all(&f.genesis, &blocks)
+                }
+            };
+            match outcome {
+                Err((height, _)) => assert_eq!(height, target as u64 + 1, "byte {i}"),
+                Ok(()) => panic!("flipping byte {i} of block {} went unnoticed", target + 1),
+            }
+        }
+    }
+}
+
+#[test]
+fn deleted_duplicated_and_reordered_blocks_are_refused() {
+    let f = chain(8);
+    let mut deleted = f.blocks.clone();
+    deleted.remove(3);
+    assert!(matches!(
+        verify_all(&f.genesis, &deleted),
+        Err((4, BlockError::Height { .. }))
+    ));
+    let mut duplicated = f.blocks.clone();
+    duplicated.insert(3, f.blocks[2].clone());
+    assert!(matches!(
+        verify_all(&f.genesis, &duplicated),
+        Err((4, BlockError::Height { .. }))
+    ));
+    let mut reordered = f.blocks.clone();
+    reordered.swap(4, 5);
+    assert!(verify_all(&f.genesis, &reordered).is_err());
+}
+
+#[test]
+fn a_certificate_below_quorum_or_from_outsiders_is_refused() {
+    let f = chain(3);
+    let mut blocks = f.blocks.clone();
+    let b = &mut blocks[1];
+    let two: Vec<_> = f.keys.iter().take(2).map(|k| &k.signing).collect();
+    b.certificate = CommitCertificate::sign(&f.genesis.chain_id, Height(2), 0, b.hash(), &two);
+    assert!(matches!(
+        verify_all(&f.genesis, &blocks),
+        Err((
+            2,
+            BlockError::NoQuorum {
+                signers: 2,
+                quorum: 3,
+                ..
+            }
+        ))
+    ));
+    let outsider = citychain_kernel::SigningKey::from_seed(&[0xee; 32]);
+    let mut signers: Vec<_> = f.keys.iter().take(2).map(|k| &k.signing).collect();
+    signers.push(&outsider);
+    blocks[1].certificate = CommitCertificate::sign(
+        &f.genesis.chain_id,
+        Height(2),
+        0,
+        blocks[1].hash(),
+        &signers,
+    );
+    assert!(matches!(
+        verify_all(&f.genesis, &blocks),
+        Err((2, BlockError::NotAValidator { .. }))
+    ));
+}
+
+#[test]
+fn a_certificate_for_another_round_does_not_verify() {
+    let f = chain(2);
+    let mut blocks = f.blocks.clone();
+    blocks[0].certificate.round = 1;
+    assert!(matches!(
+        verify_all(&f.genesis, &blocks),
+        Err((1, BlockError::CertificateSignature(_)))
+    ));
+}

@@ -1,0 +1,229 @@
+//! The gRPC server every service runs, and client channels to other services.
+//!
+//! [`GrpcServer`] always serves, next to the service's own APIs:
+//! - the standard health service `grpc.health.v1.Health`, driven by a [`HealthReporter`]
+//!   (the overall status, service name `""`, is SERVING until shutdown begins);
+//! - reflection `grpc.reflection.v1.ServerReflection` over every citychain package
+//!   (`citychain_proto::FILE_DESCRIPTOR_SET`) and the health service;
+//! - TLS, and mutual TLS when a client CA is configured;
+//! - a server span per call, joined to the caller's trace ([`trace`]);
+//! - a cap on request message size ([`limit`]).
+//!
+//! # Request size limit
+//!
+//! `grpc.max_request_bytes` is enforced for every service by [`limit::RequestLimitLayer`],
+//! which fails an oversized call with `RESOURCE_EXHAUSTED` as soon as the message header
+//! arrives. Generated servers additionally keep tonic's decoding limit, 4 MiB by default; a
+//! service whose configuration allows more must raise it where it builds its server:
+//!
+//! ```ignore
+//! let server = GrpcServer::new(&config.grpc)?;
+//! let api = LedgerServer::new(ledger).max_decoding_message_size(server.max_request_bytes());
+//! server.add_service(api).serve_with_shutdown(config.grpc.listen, shutdown).await?;
+//! ```
+
+pub mod client;
+pub mod limit;
+pub mod trace;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+pub use tonic_health::ServingStatus;
+pub use tonic_health::server::HealthReporter;
+
+pub use client::{
+    TraceContextInterceptor, TracedChannel, client_tls_from_files, connect_channel,
+    connect_channel_lazy,
+};
+pub use limit::RequestLimitLayer;
+pub use trace::GrpcTraceLayer;
+
+use crate::config::{GrpcConfig, TlsConfig};
+use crate::shutdown::Shutdown;
+
+/// Why a gRPC server or channel could not be set up, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    /// A PEM file could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadPem {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TLS configuration was refused.
+    #[error("invalid TLS configuration: {source}")]
+    Tls {
+        /// What tonic said.
+        source: tonic::transport::Error,
+    },
+    /// The reflection service could not read the descriptor sets.
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen for gRPC on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("gRPC server failed: {0}")]
+    Serve(tonic::transport::Error),
+    /// A client address is not a valid URI.
+    #[error("invalid gRPC address {addr:?}: {source}")]
+    Address {
+        /// The address as given.
+        addr: String,
+        /// Why it is not a URI.
+        source: tonic::transport::Error,
+    },
+    /// A client could not connect.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address.
+        addr: String,
+        /// What tonic said.
+        source: tonic::transport::Error,
+    },
+}
+
+/// A gRPC server with health, reflection, TLS, tracing and request limits; add the
+/// service's own APIs with [`GrpcServer::add_service`], then serve until shutdown.
+#[derive(Debug)]
+pub struct GrpcServer {
+    max_request_bytes: usize,
+    tls: Option<ServerTlsConfig>,
+    routes: RoutesBuilder,
+    health: HealthReporter,
+}
+
+impl GrpcServer {
+    /// Prepares a server from `[grpc]`; reads the TLS files now, so a bad path fails at
+    /// start-up.
+    pub fn new(config: &GrpcConfig) -> Result<Self, GrpcError> {
+        let tls = config.tls.as_ref().map(server_tls).transpose()?;
+        let max_request_bytes = config.max_request_bytes;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(citychain_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| GrpcError::Reflection(e.to_string()))?;
+
+        let mut routes = RoutesBuilder::default();
+        routes
+            .add_service(health_service.max_decoding_message_size(max_request_bytes))
+            .add_service(reflection.max_decoding_message_size(max_request_bytes));
+
+        Ok(GrpcServer {
+            max_request_bytes,
+            tls,
+            routes,
+            health,
+        })
+    }
+
+    /// The handle that sets what the health service answers, per service name: e.g.
+    /// `health.set_service_status("citychain.ledger.v1.Ledger", ServingStatus::Serving)` once
+    /// the service is ready, `NotServing` while it cannot serve. Names never set answer
+    /// `NOT_FOUND`; the overall name `""` is SERVING until shutdown.
+    pub fn health(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// The configured request message limit, for generated servers'
+    /// `max_decoding_message_size` (see the module docs).
+    pub fn max_request_bytes(&self) -> usize {
+        self.max_request_bytes
+    }
+
+    /// Adds a generated (or any tonic) service.
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Binds `addr` and serves until `shutdown` fires, then stops accepting, marks the
+    /// server NOT_SERVING and lets calls in flight finish.
+    pub async fn serve_with_shutdown(
+        self,
+        addr: SocketAddr,
+        shutdown: Shutdown,
+    ) -> Result<(), GrpcError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| GrpcError::Bind { addr, source })?;
+        self.serve_on(listener, shutdown).await
+    }
+
+    /// Serves on an already bound `listener` (tests bind port 0 to learn the address first)
+    /// until `shutdown` fires.
+    pub async fn serve_on(
+        self,
+        listener: TcpListener,
+        shutdown: Shutdown,
+    ) -> Result<(), GrpcError> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, tls = self.tls.is_some(), "gRPC server listening");
+        }
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|source| GrpcError::Tls { source })?;
+        }
+        let health = self.health;
+        let signal = async move {
+            shutdown.wait().await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            tracing::info!("gRPC server shutting down");
+        };
+        builder
+            .layer(GrpcTraceLayer)
+            .layer(RequestLimitLayer::new(self.max_request_bytes))
+            .add_routes(self.routes.routes())
+            .serve_with_incoming_shutdown(incoming, signal)
+            .await
+            .map_err(GrpcError::Serve)
+    }
+}
+
+/// Server TLS from `[grpc.tls]`; with a client CA every client must present a certificate
+/// that chains to it.
+fn server_tls(config: &TlsConfig) -> Result<ServerTlsConfig, GrpcError> {
+    let identity = Identity::from_pem(
+        client::read_pem(&config.cert)?,
+        client::read_pem(&config.key)?,
+    );
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &config.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(client::read_pem(ca)?));
+    }
+    Ok(tls)
+}

@@ -1,0 +1,3 @@
+//! Pure rules of the consensus service.
+
+pub mod replay;
