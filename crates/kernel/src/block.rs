@@ -502,6 +502,16 @@ impl ChainVerifier {
         }
     }
 
+    /// Resumes after a block already verified and stored: `last` is its header.
+    pub fn resume(genesis: &Genesis, last: &BlockHeader, transactions: u64) -> Self {
+        let mut verifier = ChainVerifier::new(genesis);
+        verifier.next_height = Height(last.height.0.saturating_add(1));
+        verifier.prev_hash = last.hash();
+        verifier.prev_time = Some(last.time_unix_ms);
+        verifier.transactions = transactions;
+        verifier
+    }
+
     /// The height the next block must have.
     pub fn next_height(&self) -> Height {
         self.next_height

@@ -117,6 +117,24 @@ impl ReplayWindow {
         txs: &[SignedTx],
         height: Height,
     ) -> Result<(), (usize, ReplayRejection)> {
+        self.check_block(txs, height)?;
+        for tx in txs {
+            self.record(tx);
+        }
+        if let Some(next) = height.next() {
+            self.prune_below(next);
+        }
+        Ok(())
+    }
+
+    /// Checks every transaction of a block at `height` in order, without changing anything:
+    /// each must pass [`ReplayWindow::check`] and no (signer, nonce) pair may repeat within
+    /// the block. Returns the index of the first offending transaction.
+    pub fn check_block(
+        &self,
+        txs: &[SignedTx],
+        height: Height,
+    ) -> Result<(), (usize, ReplayRejection)> {
         let mut in_block = BTreeSet::new();
         for (index, tx) in txs.iter().enumerate() {
             self.check(tx, height).map_err(|e| (index, e))?;
@@ -129,12 +147,6 @@ impl ReplayWindow {
                     },
                 ));
             }
-        }
-        for tx in txs {
-            self.record(tx);
-        }
-        if let Some(next) = height.next() {
-            self.prune_below(next);
         }
         Ok(())
     }

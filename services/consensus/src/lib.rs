@@ -1,0 +1,16 @@
+//! The consensus service: each validator (one per department) orders signed transactions
+//! from MEMPOOL into blocks with Tendermint (Malachite's core, driven by
+//! `citychain-consensus-domain`), keeps every decided block in its own store, and appends
+//! it to the CHAIN stream, which the other services consume.
+//!
+//! * [`config`]: the service's configuration sections.
+//! * [`blockstore`]: the validator's own copy of the chain.
+//! * [`validator`]: the running validator: network, timers, mempool, commit.
+
+pub mod blockstore;
+pub mod config;
+pub mod validator;
+
+pub use blockstore::{BlockStore, BlockStoreError, StoredTip};
+pub use config::{ConsensusConfig, ConsensusSection};
+pub use validator::{Status, Subjects, ValidatorError, ValidatorSetup, run};

@@ -1,0 +1,724 @@
+//! One validator process: the consensus [`Node`] driven by NATS messages, timers and the
+//! MEMPOOL stream, committing decided blocks to its own block store and then to CHAIN.
+//!
+//! Order of a commit, and why: the block is verified again with the kernel's
+//! [`ChainVerifier`] (defence in depth against a bug in the engine), stored with the replay
+//! window in one atomic write, and only then appended to CHAIN with an expected last
+//! sequence of `height - 1` and `Nats-Msg-Id` = block hash. Every validator tries the append;
+//! the stream's sequence equals the height, so the stream can hold neither a fork nor a gap,
+//! and a validator whose append meets "wrong last sequence" reads the message at its height
+//! and compares ids before calling it a failure.
+//!
+//! A validator that starts behind (a restart, a new disk) first catches up from CHAIN,
+//! verifying every block from its stored tip. While running, blocks it missed reach it as
+//! decided blocks from its peers (the engine serves recent ones) or, when it is further
+//! behind, from CHAIN again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use citychain_bus::{Bus, BusError, ConsumerSpec, HeaderMap, StreamKind, StreamsConfig};
+use citychain_consensus_domain::mempool::{BlockLimits, Mempool, PoolLimits};
+use citychain_consensus_domain::replay::ReplayWindow;
+use citychain_consensus_domain::wire::with_placeholder_certificate;
+use citychain_consensus_domain::{
+    Envelope, Input, Node, NodeParams, Output, TimerKind, Tip, ValueRequest, WireMessage,
+};
+use citychain_kernel::block::tx_root;
+use citychain_kernel::{
+    Block, BlockError, BlockHeader, ChainVerifier, CommitCertificate, Genesis, Height, PublicKey,
+    SignedTx, SigningKey, tx::verify_transactions,
+};
+use citychain_store::Store;
+use futures::StreamExt;
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+use crate::blockstore::{BlockStore, BlockStoreError};
+use crate::config::ConsensusSection;
+
+/// What stops a validator.
+#[derive(Debug, Error)]
+pub enum ValidatorError {
+    /// NATS failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The block store failed.
+    #[error(transparent)]
+    BlockStore(#[from] BlockStoreError),
+    /// A block from CHAIN or from consensus does not verify: the validator stops rather than
+    /// build on it.
+    #[error("block {height} does not verify: {source}")]
+    Unverifiable {
+        /// The height.
+        height: u64,
+        /// What is wrong.
+        source: BlockError,
+    },
+    /// CHAIN holds another block at a height this validator decided: a fork, which the
+    /// protocol excludes while at most f validators are faulty.
+    #[error("CHAIN holds block {found} at height {height}, this validator decided {ours}")]
+    Fork {
+        /// The height.
+        height: u64,
+        /// The id found in CHAIN.
+        found: String,
+        /// The block decided here.
+        ours: String,
+    },
+    /// The key is not one of the validators.
+    #[error("key {0} is not a validator of this chain")]
+    NotAValidator(PublicKey),
+}
+
+/// What the status query reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Status {
+    /// The height being decided.
+    pub height: u64,
+    /// The round at that height.
+    pub round: u32,
+    /// Transactions waiting in the mempool.
+    pub mempool_depth: u64,
+    /// Transactions committed so far.
+    pub committed_txs: u64,
+    /// Validators whose messages were received, by key.
+    pub validators_seen: BTreeSet<String>,
+    /// Dropped inputs by reason.
+    pub dropped: BTreeMap<String, u64>,
+    /// Equivocations detected.
+    pub evidence: u64,
+}
+
+/// The subjects a chain's validators talk on.
+#[derive(Debug, Clone)]
+pub struct Subjects {
+    /// Messages for every validator.
+    pub broadcast: String,
+    /// Prefix of each validator's own subject (`<prefix>.<key hex>`).
+    pub direct_prefix: String,
+    /// Prefix of each validator's block service (`<prefix>.<key hex>`).
+    pub blocks_prefix: String,
+    /// Where evidence of equivocation is published (in the EVENTS stream).
+    pub evidence: String,
+}
+
+impl Subjects {
+    /// The subjects of `streams`' chain.
+    pub fn new(streams: &StreamsConfig, chain_id: &str) -> Result<Self, BusError> {
+        Ok(Subjects {
+            broadcast: format!("citychain.{chain_id}.consensus.all"),
+            direct_prefix: format!("citychain.{chain_id}.consensus.to"),
+            blocks_prefix: format!("citychain.{chain_id}.blocks"),
+            evidence: streams.event_subject("consensus", "Equivocation")?,
+        })
+    }
+
+    fn direct(&self, key: &PublicKey) -> String {
+        format!("{}.{key}", self.direct_prefix)
+    }
+
+    /// The block service subject of the validator with `key`.
+    pub fn blocks(&self, key: &PublicKey) -> String {
+        format!("{}.{key}", self.blocks_prefix)
+    }
+}
+
+/// Everything a validator needs.
+#[derive(Debug, Clone)]
+pub struct ValidatorSetup {
+    /// The chain's genesis.
+    pub genesis: Genesis,
+    /// This validator's key.
+    pub key: SigningKey,
+    /// Limits and timings.
+    pub section: ConsensusSection,
+    /// The streams of the chain.
+    pub streams: StreamsConfig,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The rules a proposed block's transactions must meet beyond what the engine checks: block
+/// limits, the replay window at its height, and a bound on how far its time may be ahead of
+/// our clock.
+#[derive(Clone)]
+struct ProposalRules {
+    replay: Arc<Mutex<ReplayWindow>>,
+    limits: BlockLimits,
+    max_drift_ms: u64,
+}
+
+impl citychain_consensus_domain::BlockChecker for ProposalRules {
+    fn check(&self, block: &Block) -> Result<(), String> {
+        if block.txs.len() > self.limits.max_txs {
+            return Err(format!(
+                "{} transactions, the limit is {}",
+                block.txs.len(),
+                self.limits.max_txs
+            ));
+        }
+        let bytes: usize = block.txs.iter().map(|t| t.bytes().len()).sum();
+        if bytes > self.limits.max_bytes {
+            return Err(format!(
+                "{bytes} transaction bytes, the limit is {}",
+                self.limits.max_bytes
+            ));
+        }
+        let ahead = block.header.time_unix_ms.saturating_sub(now_ms());
+        if ahead > self.max_drift_ms {
+            return Err(format!(
+                "block time is {ahead} ms ahead of this validator's clock, the bound is {}",
+                self.max_drift_ms
+            ));
+        }
+        let replay = self.replay.lock().map_err(|_| "replay window poisoned")?;
+        replay
+            .check_block(&block.txs, block.header.height)
+            .map_err(|(index, why)| format!("transaction {index}: {why}"))
+    }
+}
+
+/// A running validator's engine state, owned by one task.
+struct Engine<S: Store> {
+    setup: ValidatorSetup,
+    bus: Bus,
+    subjects: Subjects,
+    store: BlockStore<S>,
+    node: Node<ProposalRules>,
+    replay: Arc<Mutex<ReplayWindow>>,
+    mempool: Mempool,
+    limits: BlockLimits,
+    verifier: ChainVerifier,
+    pending: Option<ValueRequest>,
+    last_block_ms: u64,
+    timers: mpsc::UnboundedSender<(u64, TimerKind, u32)>,
+    status: Arc<Mutex<Status>>,
+}
+
+/// Runs a validator until `shutdown` resolves.
+pub async fn run<S: Store + Clone + 'static>(
+    setup: ValidatorSetup,
+    bus: Bus,
+    store: S,
+    status: Arc<Mutex<Status>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ValidatorError> {
+    let key = setup.key.public_key();
+    let validators = setup.genesis.validator_set();
+    if validators.get(&key).is_none() {
+        return Err(ValidatorError::NotAValidator(key));
+    }
+    let chain_id = setup.genesis.chain_id.clone();
+    let subjects = Subjects::new(&setup.streams, chain_id.as_str())?;
+    let blocks = BlockStore::new(store);
+    let section = setup.section.clone();
+
+    // Catch up from CHAIN before voting: the stream may hold blocks decided while we were down.
+    let mut verifier = match blocks.tip().await? {
+        Some(tip) => {
+            let last = blocks
+                .block(tip.height)
+                .await?
+                .ok_or(BlockStoreError::Tip(0))?;
+            ChainVerifier::resume(&setup.genesis, &last.header, tip.transactions)
+        }
+        None => ChainVerifier::new(&setup.genesis),
+    };
+    let mut replay = blocks.replay_window(section.max_ttl).await?;
+    catch_up_from_chain(&bus, &setup.streams, &blocks, &mut verifier, &mut replay).await?;
+    let tip = blocks.tip().await?;
+
+    let replay = Arc::new(Mutex::new(replay));
+    let limits = BlockLimits {
+        max_txs: section.max_block_txs,
+        max_bytes: section.max_block_bytes,
+    };
+    let rules = ProposalRules {
+        replay: replay.clone(),
+        limits,
+        max_drift_ms: section.max_clock_drift_ms,
+    };
+    let params = NodeParams {
+        propose_ms: section.propose_timeout_ms(),
+        genesis_time_unix_ms: setup.genesis.genesis_time_unix_ms,
+        ..NodeParams::default()
+    };
+    let node = Node::new(chain_id, validators, setup.key.clone(), params, rules);
+
+    let (net_tx, mut net_rx) = mpsc::channel::<Bytes>(8_192);
+    let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
+    let (pool_tx, mut pool_rx) = mpsc::channel::<Vec<SignedTx>>(4);
+    let mut tasks = tokio::task::JoinSet::new();
+    for subject in [subjects.broadcast.clone(), subjects.direct(&key)] {
+        let mut sub =
+            bus.client()
+                .subscribe(subject.clone())
+                .await
+                .map_err(|e| BusError::Subscribe {
+                    subject,
+                    reason: e.to_string(),
+                })?;
+        let net_tx = net_tx.clone();
+        tasks.spawn(async move {
+            while let Some(message) = sub.next().await {
+                if net_tx.send(message.payload).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    bus.flush().await?;
+    tasks.spawn(pull_mempool(
+        bus.clone(),
+        setup.streams.clone(),
+        key,
+        pool_tx,
+    ));
+    let server_store = blocks.clone();
+    let _block_server = bus
+        .serve(&subjects.blocks(&key), None, move |request| {
+            let store = server_store.clone();
+            async move { serve_block(&store, &request.payload).await }
+        })
+        .await?;
+
+    let mut engine = Engine {
+        bus,
+        subjects,
+        store: blocks,
+        node,
+        replay,
+        mempool: Mempool::new(PoolLimits {
+            max_txs: section.mempool_max_txs,
+            max_bytes: section.mempool_max_bytes,
+        }),
+        limits,
+        verifier,
+        pending: None,
+        last_block_ms: tip.map_or(now_ms(), |t| t.time_unix_ms),
+        timers: timer_tx,
+        status,
+        setup,
+    };
+    let start_height = tip.map_or(1, |t| t.height + 1);
+    let previous = tip.map(|t| Tip {
+        hash: t.hash,
+        time_unix_ms: t.time_unix_ms,
+    });
+    let outputs = engine.node.start(start_height, previous);
+    engine.process(outputs).await?;
+
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut chain_check = tokio::time::interval(Duration::from_secs(1));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(bytes) = net_rx.recv() => {
+                let outputs = match Envelope::decode(&bytes) {
+                    Ok(envelope) => engine.node.handle(Input::Message(envelope)),
+                    Err(err) => {
+                        engine.count_drop("undecodable");
+                        tracing::debug!(error = %err, "undecodable consensus message");
+                        Vec::new()
+                    }
+                };
+                engine.process(outputs).await?;
+            }
+            Some((height, kind, round)) = timer_rx.recv() => {
+                let outputs = engine.node.handle(Input::TimeoutElapsed { height, kind, round });
+                engine.process(outputs).await?;
+            }
+            Some(txs) = pool_rx.recv(), if !engine.mempool.is_full() => {
+                engine.admit(txs);
+                engine.try_propose().await?;
+            }
+            _ = tick.tick() => engine.try_propose().await?,
+            _ = chain_check.tick() => engine.follow_chain().await?,
+        }
+        engine.publish_status();
+    }
+    tasks.abort_all();
+    Ok(())
+}
+
+impl<S: Store + Clone + 'static> Engine<S> {
+    async fn process(&mut self, outputs: Vec<Output>) -> Result<(), ValidatorError> {
+        let mut queue: std::collections::VecDeque<Output> = outputs.into();
+        while let Some(output) = queue.pop_front() {
+            match output {
+                Output::Broadcast(envelope) => {
+                    self.publish(&self.subjects.broadcast.clone(), &envelope)
+                        .await;
+                }
+                Output::SendTo { to, message } => {
+                    self.publish(&self.subjects.direct(&to), &message).await;
+                }
+                Output::ScheduleTimeout {
+                    height,
+                    kind,
+                    round,
+                    after_ms,
+                } => {
+                    let timers = self.timers.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                        let _ = timers.send((height, kind, round));
+                    });
+                }
+                // The engine ignores timers it no longer wants, so cancelling is not needed.
+                Output::CancelTimeout { .. } | Output::CancelAllTimeouts => {}
+                Output::NeedValue(request) => {
+                    self.pending = Some(request);
+                    queue.extend(self.propose_if_ready());
+                }
+                Output::Decided { block, .. } => self.commit(block).await?,
+                Output::Evidence(evidence) => {
+                    tracing::warn!(?evidence, "equivocation detected");
+                    self.with_status(|s| s.evidence += 1);
+                    let text = format!("{evidence:?}");
+                    let id = citychain_kernel::hash::domain_hash(
+                        citychain_kernel::hash::Domain::ConsensusMessage,
+                        text.as_bytes(),
+                    );
+                    let subject = self.subjects.evidence.clone();
+                    if let Err(err) = self
+                        .bus
+                        .publish_idempotent(&subject, &id.to_hex(), text.into(), HeaderMap::new())
+                        .await
+                    {
+                        tracing::error!(error = %err, "evidence not published");
+                    }
+                }
+                Output::Dropped { reason } => self.count_drop(reason.label()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, subject: &str, envelope: &Envelope) {
+        if let Err(err) = self
+            .bus
+            .client()
+            .publish(subject.to_owned(), envelope.encode().into())
+            .await
+        {
+            tracing::warn!(subject, error = %err, "consensus message not sent");
+        }
+    }
+
+    fn count_drop(&self, label: &str) {
+        self.with_status(|s| *s.dropped.entry(label.to_owned()).or_default() += 1);
+    }
+
+    fn with_status(&self, f: impl FnOnce(&mut Status)) {
+        if let Ok(mut status) = self.status.lock() {
+            f(&mut status);
+        }
+    }
+
+    fn publish_status(&self) {
+        let height = self.node.height();
+        let round = self.node.round().unwrap_or(0);
+        let depth = self.mempool.len() as u64;
+        let committed = self.verifier.transactions();
+        self.with_status(|s| {
+            s.height = height;
+            s.round = round;
+            s.mempool_depth = depth;
+            s.committed_txs = committed;
+        });
+    }
+
+    fn admit(&mut self, txs: Vec<SignedTx>) {
+        let Ok(replay) = self.replay.lock() else {
+            return;
+        };
+        let next = Height(self.node.height());
+        for tx in txs {
+            if let Err(why) = self.mempool.admit(tx, &replay, next) {
+                tracing::debug!(reason = %why, "transaction not admitted");
+            }
+        }
+    }
+
+    async fn try_propose(&mut self) -> Result<(), ValidatorError> {
+        let outputs = self.propose_if_ready();
+        if outputs.is_empty() {
+            return Ok(());
+        }
+        Box::pin(self.process(outputs)).await
+    }
+
+    /// Answers a pending request for a block: at once when transactions wait, otherwise with
+    /// an empty block once the heartbeat is due.
+    fn propose_if_ready(&mut self) -> Vec<Output> {
+        let Some(request) = self.pending.clone() else {
+            return Vec::new();
+        };
+        if request.height != self.node.height() {
+            self.pending = None;
+            return Vec::new();
+        }
+        let now = now_ms();
+        let heartbeat_due =
+            now.saturating_sub(self.last_block_ms) >= self.setup.section.heartbeat_ms;
+        if self.mempool.is_empty() && !heartbeat_due {
+            return Vec::new();
+        }
+        self.pending = None;
+        let txs = match self.replay.lock() {
+            Ok(replay) => self
+                .mempool
+                .select(self.limits, &replay, Height(request.height)),
+            Err(_) => Vec::new(),
+        };
+        let header = BlockHeader {
+            chain_id: self.setup.genesis.chain_id.clone(),
+            height: Height(request.height),
+            time_unix_ms: now.max(request.min_time_unix_ms),
+            prev_hash: request.prev_hash,
+            tx_root: tx_root(&txs),
+            tx_count: txs.len() as u64,
+            validators_hash: request.validators_hash,
+            proposer: request.proposer,
+        };
+        let block = with_placeholder_certificate(&Block {
+            certificate: CommitCertificate {
+                height: header.height,
+                round: request.round,
+                block_hash: header.hash(),
+                signatures: Vec::new(),
+            },
+            header,
+            txs,
+        });
+        self.node.handle(Input::ProposeValue(block))
+    }
+
+    /// Verifies, stores and publishes a decided block.
+    async fn commit(&mut self, block: Block) -> Result<(), ValidatorError> {
+        let height = block.header.height.0;
+        if height < self.verifier.next_height().0 {
+            return Ok(()); // Already committed (caught up from CHAIN meanwhile).
+        }
+        self.verifier
+            .push(&block)
+            .map_err(|source| ValidatorError::Unverifiable { height, source })?;
+        {
+            let Ok(mut replay) = self.replay.lock() else {
+                return Ok(());
+            };
+            // The engine checked the window before voting; a failure here would be a bug.
+            if let Err((index, why)) = replay.apply_block(&block.txs, block.header.height) {
+                tracing::error!(height, index, reason = %why, "decided block breaks the replay window");
+            }
+            let next = Height(height + 1);
+            self.mempool.after_commit(&block.txs, &replay, next);
+        }
+        self.store.append(&block).await?;
+        self.last_block_ms = block.header.time_unix_ms;
+        append_to_chain(&self.bus, &self.setup.streams, &self.store, &block).await?;
+        tracing::info!(height, txs = block.txs.len(), hash = %block.hash(), "committed");
+        Ok(())
+    }
+
+    /// When CHAIN is ahead of this validator (it was cut off longer than its peers keep
+    /// recent blocks), feeds the next block from CHAIN to the engine as a decided block.
+    async fn follow_chain(&mut self) -> Result<(), ValidatorError> {
+        let stream = self.setup.streams.stream_name(StreamKind::Chain);
+        let state = self.bus.stream_state(&stream).await?;
+        let height = self.node.height();
+        if state.last_sequence < height {
+            return Ok(());
+        }
+        let message = self.bus.get_message(&stream, height).await?;
+        let Ok(block) = Block::decode(&message.payload) else {
+            return Ok(());
+        };
+        let envelope = Envelope {
+            chain_id: self.setup.genesis.chain_id.clone(),
+            message: WireMessage::DecidedBlock(block),
+        };
+        let outputs = self.node.handle(Input::Message(envelope));
+        self.process(outputs).await
+    }
+}
+
+/// Appends `block` to CHAIN at sequence = height. A conflict is fine when the stream already
+/// holds this very block (another validator was first); when the stream is behind our store,
+/// the missing blocks are appended first.
+pub async fn append_to_chain<S: Store>(
+    bus: &Bus,
+    streams: &StreamsConfig,
+    store: &BlockStore<S>,
+    block: &Block,
+) -> Result<(), ValidatorError> {
+    let subject = streams.chain_subject();
+    let stream = streams.stream_name(StreamKind::Chain);
+    let height = block.header.height.0;
+    loop {
+        let hash = block.hash().to_string();
+        match bus
+            .append_expected(
+                &subject,
+                height - 1,
+                &hash,
+                block.encode().into(),
+                HeaderMap::new(),
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(BusError::Conflict { actual, .. }) => {
+                let last = match actual {
+                    Some(last) => last,
+                    None => bus.stream_state(&stream).await?.last_sequence,
+                };
+                if last >= height {
+                    let found = bus.get_message(&stream, height).await?;
+                    if found.msg_id.as_deref() == Some(hash.as_str()) {
+                        return Ok(());
+                    }
+                    return Err(ValidatorError::Fork {
+                        height,
+                        found: found.msg_id.unwrap_or_default(),
+                        ours: hash,
+                    });
+                }
+                // The stream lacks blocks below this one: append them from the store.
+                for missing in last + 1..height {
+                    let Some(bytes) = store.block_bytes(missing).await? else {
+                        break;
+                    };
+                    let Ok(earlier) = Block::decode(&bytes) else {
+                        break;
+                    };
+                    let id = earlier.hash().to_string();
+                    match bus
+                        .append_expected(&subject, missing - 1, &id, bytes.into(), HeaderMap::new())
+                        .await
+                    {
+                        Ok(_) | Err(BusError::Conflict { .. }) => {}
+                        Err(other) => return Err(other.into()),
+                    }
+                }
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+}
+
+/// Verifies and stores every block CHAIN holds beyond the stored tip.
+async fn catch_up_from_chain<S: Store>(
+    bus: &Bus,
+    streams: &StreamsConfig,
+    store: &BlockStore<S>,
+    verifier: &mut ChainVerifier,
+    replay: &mut ReplayWindow,
+) -> Result<(), ValidatorError> {
+    let stream = streams.stream_name(StreamKind::Chain);
+    let last = bus.stream_state(&stream).await?.last_sequence;
+    let mut height = verifier.next_height().0;
+    while height <= last {
+        let message = bus.get_message(&stream, height).await?;
+        let block = Block::decode(&message.payload)
+            .map_err(|source| ValidatorError::Unverifiable { height, source })?;
+        verifier
+            .push(&block)
+            .map_err(|source| ValidatorError::Unverifiable { height, source })?;
+        if let Err((index, why)) = replay.apply_block(&block.txs, block.header.height) {
+            tracing::error!(height, index, reason = %why, "CHAIN block breaks the replay window");
+        }
+        store.append(&block).await?;
+        height += 1;
+    }
+    if height > 1 {
+        tracing::info!(height = height - 1, "caught up from CHAIN");
+    }
+    Ok(())
+}
+
+/// Answers a block request: 8 bytes of height in, the encoded block (or nothing) out.
+async fn serve_block<S: Store>(store: &BlockStore<S>, request: &[u8]) -> Bytes {
+    let Ok(height) = <[u8; 8]>::try_from(request) else {
+        return Bytes::new();
+    };
+    match store.block_bytes(u64::from_be_bytes(height)).await {
+        Ok(Some(bytes)) => bytes.into(),
+        _ => Bytes::new(),
+    }
+}
+
+/// Pulls transactions from MEMPOOL in batches, verifies their signatures in one batch (and
+/// one by one when the batch fails, to drop only the bad ones), and hands them on. The
+/// bounded channel is the back-pressure: when the engine's pool is full it stops taking.
+async fn pull_mempool(
+    bus: Bus,
+    streams: StreamsConfig,
+    key: PublicKey,
+    pool: mpsc::Sender<Vec<SignedTx>>,
+) {
+    let stream = streams.stream_name(StreamKind::Mempool);
+    let durable = format!("consensus-{}", &key.to_string()[..16]);
+    let spec = ConsumerSpec::new(durable)
+        .ack_wait(Duration::from_secs(30))
+        .max_ack_pending(20_000);
+    let mut consumer = match bus.durable_consumer(&stream, &spec).await {
+        Ok(c) => c,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot consume MEMPOOL");
+            return;
+        }
+    };
+    let chain_id = streams.chain_id().to_owned();
+    loop {
+        let mut batch = Vec::new();
+        let mut deliveries = Vec::new();
+        while batch.len() < 1_024 {
+            let wait = if batch.is_empty() {
+                Duration::from_millis(500)
+            } else {
+                Duration::from_millis(2)
+            };
+            match consumer.next_timeout(wait).await {
+                Ok(Some(delivery)) => {
+                    if let Ok(tx) = SignedTx::decode(&delivery.payload)
+                        && tx.chain_id().as_str() == chain_id
+                    {
+                        batch.push(tx);
+                    }
+                    deliveries.push(delivery);
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "MEMPOOL pull failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() && deliveries.is_empty() {
+            continue;
+        }
+        let good = if verify_transactions(&batch).is_ok() {
+            batch
+        } else {
+            batch.into_iter().filter(|tx| tx.verify().is_ok()).collect()
+        };
+        if pool.send(good).await.is_err() {
+            return;
+        }
+        for delivery in deliveries {
+            let _ = delivery.ack().await;
+        }
+    }
+}
