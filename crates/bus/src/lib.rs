@@ -21,11 +21,16 @@
 //!
 //! JetStream carries data between services; it is not the last line of defence (DESIGN §5).
 //! Consumers still check heights and hashes, and repair gaps with [`Bus::get_message`].
+//!
+//! * [`trace`]: W3C trace context in message headers.
+//! * [`local`]: a local nats-server process (JetStream on, free port, temporary store) for
+//!   development, benchmarks and tests.
 
 mod bus;
 mod config;
 mod consumer;
 mod error;
+pub mod local;
 mod publish;
 mod read;
 mod request;

@@ -1,8 +1,9 @@
-//! The one citychain binary: key and genesis tooling, and `serve` for the services.
+//! The one citychain binary: key and genesis tooling, `serve` for the services, and `bench`.
 //!
 //! Every subcommand has `--help`. Errors print one line naming what was wrong and exit
 //! non-zero; `anyhow` is used only here, at the edge.
 
+mod bench_cmd;
 mod files;
 mod genesis_cmd;
 mod keys_cmd;
@@ -31,6 +32,9 @@ enum Command {
     Genesis(genesis_cmd::GenesisCommand),
     /// Run one or more services in this process.
     Serve(serve_cmd::ServeArgs),
+    /// Measure throughput and latency on this machine.
+    #[command(subcommand)]
+    Bench(bench_cmd::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys_cmd::run(cmd),
         Command::Genesis(cmd) => genesis_cmd::run(cmd),
         Command::Serve(args) => serve_cmd::run(args),
+        Command::Bench(cmd) => bench_cmd::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

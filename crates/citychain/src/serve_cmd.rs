@@ -1,12 +1,20 @@
 //! `citychain serve`: runs the named services in this process. Services register here as
 //! they are built; asking for one that this build does not contain is an error that lists
 //! what is available.
+//!
+//! For now a process runs exactly one service; serving several in one process
+//! (`serve consensus ledger`) comes once there is more than one to combine.
 
-use anyhow::{Result, bail};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use citychain_consensus::ConsensusConfig;
+use citychain_runtime::config::{ConfigError, ConfigLoader, ServiceConfig};
+use citychain_runtime::shutdown::Shutdown;
 use clap::Args;
 
 /// The services this build can run.
-const AVAILABLE: &[&str] = &[];
+const AVAILABLE: &[&str] = &["consensus"];
 
 /// The services the system is made of, in the order they depend on each other.
 const PLANNED: &[&str] = &[
@@ -19,11 +27,28 @@ const PLANNED: &[&str] = &[
     "coupons",
 ];
 
+/// Worker threads at least, whatever the machine: the validator's engine and its network
+/// tasks must not wait behind a busy gRPC call.
+const MIN_WORKER_THREADS: usize = 2;
+
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  citychain serve consensus --config /etc/citychain/consensus.toml
+  citychain serve consensus --config consensus.toml --validator-key keys/dept-1.json
+
+Any config key can be overridden from the environment as CITYCHAIN_<SECTION>__<KEY>, e.g.
+CITYCHAIN_GRPC__LISTEN=0.0.0.0:7000. SIGTERM or Ctrl-C stops the service gracefully.")]
 pub struct ServeArgs {
-    /// The services to run, e.g. `consensus ledger`.
+    /// The service to run (available: consensus). One per process for now.
     #[arg(required = true, value_name = "SERVICE")]
     services: Vec<String>,
+    /// The service's TOML configuration file.
+    #[arg(long, value_name = "FILE", env = "CITYCHAIN_CONFIG")]
+    config: Option<PathBuf>,
+    /// The validator's key file; overrides `consensus.validator_key` (consensus only).
+    #[arg(long, value_name = "FILE")]
+    validator_key: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -42,5 +67,68 @@ pub fn run(args: ServeArgs) -> Result<()> {
             bail!("cannot serve {name:?}: {known} (services available: {available})");
         }
     }
-    bail!("no service is available in this build yet")
+    if args.services.len() > 1 {
+        bail!(
+            "cannot serve {} in one process yet: run one `citychain serve <SERVICE>` per service",
+            args.services.join(" ")
+        );
+    }
+    match args.services[0].as_str() {
+        "consensus" => serve_consensus(&args),
+        other => bail!("{other:?} is listed as available but has no entry point"),
+    }
+}
+
+fn serve_consensus(args: &ServeArgs) -> Result<()> {
+    let Some(path) = &args.config else {
+        bail!("serve consensus needs --config FILE (or CITYCHAIN_CONFIG)");
+    };
+    let config = load_config(path, args.validator_key.as_deref())?;
+    let runtime = runtime()?;
+    runtime.block_on(async move {
+        let _telemetry = citychain_telemetry::init(config.telemetry())
+            .context("cannot set up logging and telemetry")?;
+        let shutdown = Shutdown::on_signals().context("cannot install signal handlers")?;
+        citychain_consensus::serve(config, shutdown)
+            .await
+            .map_err(|err| one_line("consensus", err))
+    })
+}
+
+/// Reads `path` with `CITYCHAIN_*` overrides; `validator_key`, when given, wins over both.
+fn load_config(
+    path: &Path,
+    validator_key: Option<&Path>,
+) -> Result<ServiceConfig<ConsensusConfig>> {
+    let mut loader = ConfigLoader::new()
+        .default_value("service.name", "consensus")
+        .file(path);
+    if let Some(key) = validator_key {
+        let Some(text) = key.to_str() else {
+            bail!("--validator-key {} is not valid UTF-8", key.display());
+        };
+        loader = loader.set("consensus.validator_key", text);
+    }
+    loader.load().map_err(|err| match err {
+        // These already name the file.
+        ConfigError::Read { .. } | ConfigError::Syntax { .. } => anyhow!("{err}"),
+        other => anyhow!("config file {}: {other}", path.display()),
+    })
+}
+
+/// The error as one line. Our errors already quote their cause in their message, so
+/// printing the source chain as well (`{:#}`) would say it twice.
+fn one_line(service: &str, err: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("{service}: {err}")
+}
+
+/// A multi-threaded runtime with one worker per core, and at least [`MIN_WORKER_THREADS`].
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.max(MIN_WORKER_THREADS))
+        .thread_name("citychain-worker")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }

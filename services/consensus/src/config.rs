@@ -15,6 +15,7 @@
 //! max_ttl = 1000                # a transaction's expiry may be this many heights ahead
 //! mempool_max_txs = 100000
 //! mempool_max_bytes = 134217728
+//! stream_replicas = 1           # JetStream replicas of MEMPOOL, CHAIN and EVENTS (3 in a cluster)
 //!
 //! [nats]                        # see citychain_bus::BusConfig
 //! urls = ["nats://127.0.0.1:4222"]
@@ -59,6 +60,9 @@ pub struct ConsensusSection {
     pub mempool_max_txs: usize,
     /// Bytes the mempool holds at most.
     pub mempool_max_bytes: usize,
+    /// JetStream replicas of the chain's streams; validators create or update the streams
+    /// with this, so set it to the cluster's size (3 in production).
+    pub stream_replicas: usize,
 }
 
 impl Default for ConsensusSection {
@@ -73,6 +77,7 @@ impl Default for ConsensusSection {
             max_ttl: 1_000,
             mempool_max_txs: 100_000,
             mempool_max_bytes: 128 * 1024 * 1024,
+            stream_replicas: 1,
         }
     }
 }

@@ -6,11 +6,17 @@
 //! * [`config`]: the service's configuration sections.
 //! * [`blockstore`]: the validator's own copy of the chain.
 //! * [`validator`]: the running validator: network, timers, mempool, commit.
+//! * [`api`]: the gRPC status API.
+//! * [`service`]: the whole service as a process: files, store, NATS, gRPC, metrics.
 
+pub mod api;
 pub mod blockstore;
 pub mod config;
+pub mod service;
 pub mod validator;
 
+pub use api::{ApiError, ConsensusApi, ValidatorIdentity};
 pub use blockstore::{BlockStore, BlockStoreError, StoredTip};
 pub use config::{ConsensusConfig, ConsensusSection};
+pub use service::{SERVICE_NAME, ServiceError, serve};
 pub use validator::{Status, Subjects, ValidatorError, ValidatorSetup, run};

@@ -9,6 +9,10 @@
 //! and a validator whose append meets "wrong last sequence" reads the message at its height
 //! and compares ids before calling it a failure.
 //!
+//! Everything the validator signs is stored before it is sent, and given back to the engine
+//! when the validator restarts, so a crash at any point never makes it sign two different
+//! messages for one height, round and step (see the engine's `Output::Signed`).
+//!
 //! A validator that starts behind (a restart, a new disk) first catches up from CHAIN,
 //! verifying every block from its stored tip. While running, blocks it missed reach it as
 //! decided blocks from its peers (the engine serves recent ones) or, when it is further
@@ -24,7 +28,8 @@ use citychain_consensus_domain::mempool::{BlockLimits, Mempool, PoolLimits};
 use citychain_consensus_domain::replay::ReplayWindow;
 use citychain_consensus_domain::wire::with_placeholder_certificate;
 use citychain_consensus_domain::{
-    Envelope, Input, Node, NodeParams, Output, TimerKind, Tip, ValueRequest, WireMessage,
+    Envelope, Input, Node, NodeParams, Output, SignedMessage, TimerKind, Tip, ValueRequest,
+    WireMessage,
 };
 use citychain_kernel::block::tx_root;
 use citychain_kernel::{
@@ -36,7 +41,7 @@ use futures::StreamExt;
 use thiserror::Error;
 use tokio::sync::mpsc;
 
-use crate::blockstore::{BlockStore, BlockStoreError};
+use crate::blockstore::{BlockStore, BlockStoreError, SignedRecord};
 use crate::config::ConsensusSection;
 
 /// What stops a validator.
@@ -198,6 +203,7 @@ struct Engine<S: Store> {
     limits: BlockLimits,
     verifier: ChainVerifier,
     pending: Option<ValueRequest>,
+    pending_since_ms: u64,
     last_block_ms: u64,
     timers: mpsc::UnboundedSender<(u64, TimerKind, u32)>,
     status: Arc<Mutex<Status>>,
@@ -303,6 +309,7 @@ pub async fn run<S: Store + Clone + 'static>(
         limits,
         verifier,
         pending: None,
+        pending_since_ms: 0,
         last_block_ms: tip.map_or(now_ms(), |t| t.time_unix_ms),
         timers: timer_tx,
         status,
@@ -313,6 +320,15 @@ pub async fn run<S: Store + Clone + 'static>(
         hash: t.hash,
         time_unix_ms: t.time_unix_ms,
     });
+    // What this validator signed at the height it resumes, so it never signs it differently.
+    let signed = engine.store.signed_from(start_height).await?;
+    engine
+        .node
+        .restore_signed(signed.iter().filter_map(|record| {
+            Envelope::decode(&record.bytes)
+                .ok()
+                .and_then(|e| SignedMessage::from_wire(e.message))
+        }));
     let outputs = engine.node.start(start_height, previous);
     engine.process(outputs).await?;
 
@@ -324,7 +340,10 @@ pub async fn run<S: Store + Clone + 'static>(
             _ = &mut shutdown => break,
             Some(bytes) = net_rx.recv() => {
                 let outputs = match Envelope::decode(&bytes) {
-                    Ok(envelope) => engine.node.handle(Input::Message(envelope)),
+                    Ok(envelope) => {
+                        engine.note_sender(&envelope);
+                        engine.node.handle(Input::Message(envelope))
+                    }
                     Err(err) => {
                         engine.count_drop("undecodable");
                         tracing::debug!(error = %err, "undecodable consensus message");
@@ -378,6 +397,7 @@ impl<S: Store + Clone + 'static> Engine<S> {
                 Output::CancelTimeout { .. } | Output::CancelAllTimeouts => {}
                 Output::NeedValue(request) => {
                     self.pending = Some(request);
+                    self.pending_since_ms = now_ms();
                     queue.extend(self.propose_if_ready());
                 }
                 Output::Decided { block, .. } => self.commit(block).await?,
@@ -399,6 +419,22 @@ impl<S: Store + Clone + 'static> Engine<S> {
                     }
                 }
                 Output::Dropped { reason } => self.count_drop(reason.label()),
+                Output::Signed(message) => {
+                    // Stored (fsynced) before the broadcast that follows it in this batch.
+                    let (height, round, kind) = message.slot();
+                    let envelope = Envelope {
+                        chain_id: self.setup.genesis.chain_id.clone(),
+                        message: message.to_wire(),
+                    };
+                    self.store
+                        .record_signed(&SignedRecord {
+                            height,
+                            round,
+                            kind,
+                            bytes: envelope.encode(),
+                        })
+                        .await?;
+                }
             }
         }
         Ok(())
@@ -412,6 +448,22 @@ impl<S: Store + Clone + 'static> Engine<S> {
             .await
         {
             tracing::warn!(subject, error = %err, "consensus message not sent");
+        }
+    }
+
+    /// Records which validators are heard from: the senders named by votes and proposals that
+    /// name a validator. The signature is checked by the engine afterwards, so this is a
+    /// liveness view for operators, not an authenticated one.
+    fn note_sender(&self, envelope: &Envelope) {
+        let sender = match &envelope.message {
+            WireMessage::Vote(v) => v.validator.0,
+            WireMessage::Proposal(p) => p.proposer.0,
+            _ => return,
+        };
+        if self.node.kernel_validators().get(&sender).is_some() {
+            self.with_status(|s| {
+                s.validators_seen.insert(sender.to_string());
+            });
         }
     }
 
@@ -469,8 +521,11 @@ impl<S: Store + Clone + 'static> Engine<S> {
             return Vec::new();
         }
         let now = now_ms();
-        let heartbeat_due =
-            now.saturating_sub(self.last_block_ms) >= self.setup.section.heartbeat_ms;
+        // The heartbeat counts from the later of the last block and the request, so a busy
+        // chain whose pool is empty for a moment waits for transactions instead of
+        // proposing an empty block.
+        let since = self.last_block_ms.max(self.pending_since_ms);
+        let heartbeat_due = now.saturating_sub(since) >= self.setup.section.heartbeat_ms;
         if self.mempool.is_empty() && !heartbeat_due {
             return Vec::new();
         }
@@ -510,8 +565,10 @@ impl<S: Store + Clone + 'static> Engine<S> {
         if height < self.verifier.next_height().0 {
             return Ok(()); // Already committed (caught up from CHAIN meanwhile).
         }
+        // The engine verified the body's signatures before voting for it (or, for a block
+        // received decided, before accepting it); links and the certificate are checked again.
         self.verifier
-            .push(&block)
+            .push_with_verified_body(&block)
             .map_err(|source| ValidatorError::Unverifiable { height, source })?;
         {
             let Ok(mut replay) = self.replay.lock() else {
@@ -683,14 +740,22 @@ async fn pull_mempool(
     loop {
         let mut batch = Vec::new();
         let mut deliveries = Vec::new();
+        // A batch closes at 1,024 transactions or 5 ms after its first one, whichever comes
+        // first: a steady stream must not wait for a pause that never comes.
+        let mut closes_at: Option<tokio::time::Instant> = None;
         while batch.len() < 1_024 {
-            let wait = if batch.is_empty() {
-                Duration::from_millis(500)
-            } else {
-                Duration::from_millis(2)
+            let wait = match closes_at {
+                None => Duration::from_millis(500),
+                Some(at) => at.saturating_duration_since(tokio::time::Instant::now()),
             };
+            if closes_at.is_some() && wait.is_zero() {
+                break;
+            }
             match consumer.next_timeout(wait).await {
                 Ok(Some(delivery)) => {
+                    closes_at.get_or_insert_with(|| {
+                        tokio::time::Instant::now() + Duration::from_millis(5)
+                    });
                     if let Ok(tx) = SignedTx::decode(&delivery.payload)
                         && tx.chain_id().as_str() == chain_id
                     {

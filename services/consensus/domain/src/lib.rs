@@ -20,6 +20,6 @@ pub mod wire;
 pub use context::CityContext;
 pub use node::{
     AcceptAll, BlockChecker, BlockRejection, DropReason, EquivocationEvidence, Input, Node,
-    NodeParams, Output, TimerKind, Tip, ValueRequest,
+    NodeParams, Output, SignedMessage, SigningSlot, TimerKind, Tip, ValueRequest,
 };
 pub use wire::{Envelope, WireError, WireMessage};

@@ -32,7 +32,7 @@ use malachitebft_core_consensus::{
 };
 use malachitebft_core_types::{
     self as mt, Round, SigningProvider, SigningProviderExt, Timeout, TimeoutKind, Validity,
-    ValueOrigin,
+    ValueOrigin, VoteType,
 };
 use thiserror::Error;
 
@@ -198,6 +198,53 @@ pub struct ValueRequest {
     pub proposer: PublicKey,
     /// The validator set's hash.
     pub validators_hash: Hash32,
+}
+
+/// A vote or proposal this node signed, keyed by what it may sign only once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedMessage {
+    /// A prevote or precommit.
+    Vote(SignedVote),
+    /// A proposal.
+    Proposal(SignedProposal),
+}
+
+/// What a validator may sign at most once: (height, round, kind) with kind 0 for a proposal,
+/// 1 for a prevote and 2 for a precommit.
+pub type SigningSlot = (u64, u32, u8);
+
+impl SignedMessage {
+    /// The slot this message fills.
+    pub fn slot(&self) -> SigningSlot {
+        match self {
+            SignedMessage::Proposal(p) => (p.height.0, round_u32(p.round), 0),
+            SignedMessage::Vote(v) => (
+                v.height.0,
+                round_u32(v.round),
+                match v.vote_type {
+                    VoteType::Prevote => 1,
+                    VoteType::Precommit => 2,
+                },
+            ),
+        }
+    }
+
+    /// The message as it travels, for storage.
+    pub fn to_wire(&self) -> WireMessage {
+        match self {
+            SignedMessage::Vote(v) => WireMessage::Vote(v.clone()),
+            SignedMessage::Proposal(p) => WireMessage::Proposal(p.clone()),
+        }
+    }
+
+    /// Reads a stored message back; other kinds of wire message are not signed messages.
+    pub fn from_wire(message: WireMessage) -> Option<SignedMessage> {
+        match message {
+            WireMessage::Vote(v) => Some(SignedMessage::Vote(v)),
+            WireMessage::Proposal(p) => Some(SignedMessage::Proposal(p)),
+            _ => None,
+        }
+    }
 }
 
 /// Two conflicting messages signed by one validator.
@@ -412,6 +459,11 @@ pub enum Output {
         /// The round of its precommits.
         round: u32,
     },
+    /// This node signed a vote or proposal. The host must store it durably BEFORE it sends
+    /// anything that follows in the same batch of outputs, and give it back with
+    /// [`Node::restore_signed`] after a restart, so the node never signs a different message
+    /// for the same height, round and kind.
+    Signed(SignedMessage),
     /// A validator signed conflicting messages.
     Evidence(EquivocationEvidence),
     /// An input was dropped.
@@ -472,6 +524,9 @@ pub struct Node<C> {
     laggards: BTreeMap<(PublicKey, u64), u64>,
     sig_cache: SignatureCache,
     drops: BTreeMap<&'static str, u64>,
+    /// Everything this node signed at the current and later heights: it signs each slot
+    /// once, and answers a second request for a slot with the first signature.
+    signed: BTreeMap<SigningSlot, SignedMessage>,
 }
 
 impl<C> std::fmt::Debug for Node<C> {
@@ -493,6 +548,7 @@ struct EffectEnv<'a> {
     height: u64,
     timers: &'a mut BTreeSet<(TimerKind, u32)>,
     sig_cache: &'a mut SignatureCache,
+    signed: &'a mut BTreeMap<SigningSlot, SignedMessage>,
     out: &'a mut Vec<Output>,
     followups: &'a mut Followups,
 }
@@ -503,6 +559,15 @@ impl EffectEnv<'_> {
             chain_id: self.ctx.chain_id().clone(),
             message,
         }));
+    }
+
+    /// Records a first signature for its slot and tells the host to store it before anything
+    /// is sent. A second request for a slot is answered with the first signature instead (see
+    /// the `SignVote` and `SignProposal` arms), so a restarted validator that is given back
+    /// its records cannot equivocate.
+    fn record_signed(&mut self, message: SignedMessage) {
+        self.signed.insert(message.slot(), message.clone());
+        self.out.push(Output::Signed(message));
     }
 
     fn duration(&self, kind: TimerKind, round: u32) -> u64 {
@@ -596,8 +661,30 @@ impl EffectEnv<'_> {
                 self.followups.decided = Some(cert);
                 r.resume_with(())
             }
-            Effect::SignVote(v, r) => r.resume_with(self.signer.sign_vote(v)),
-            Effect::SignProposal(p, r) => r.resume_with(self.signer.sign_proposal(p)),
+            Effect::SignVote(v, r) => {
+                let fresh = self.signer.sign_vote(v);
+                let slot = SignedMessage::Vote(fresh.clone()).slot();
+                let vote = match self.signed.get(&slot) {
+                    Some(SignedMessage::Vote(earlier)) => earlier.clone(),
+                    _ => {
+                        self.record_signed(SignedMessage::Vote(fresh.clone()));
+                        fresh
+                    }
+                };
+                r.resume_with(vote)
+            }
+            Effect::SignProposal(p, r) => {
+                let fresh = self.signer.sign_proposal(p);
+                let slot = SignedMessage::Proposal(fresh.clone()).slot();
+                let proposal = match self.signed.get(&slot) {
+                    Some(SignedMessage::Proposal(earlier)) => earlier.clone(),
+                    _ => {
+                        self.record_signed(SignedMessage::Proposal(fresh.clone()));
+                        fresh
+                    }
+                };
+                r.resume_with(proposal)
+            }
             Effect::VerifySignature(msg, key, r) => {
                 let bytes = match &msg.message {
                     malachitebft_core_consensus::ConsensusMsg::Vote(v) => {
@@ -619,9 +706,8 @@ impl EffectEnv<'_> {
             Effect::VerifyRoundCertificate(c, set, th, r) => {
                 r.resume_with(self.signer.verify_round_certificate(self.ctx, &c, &set, th))
             }
-            // The node keeps no write-ahead log: a restarted validator rejoins at its next
-            // height and never signs at a height it may already have signed in (the shell
-            // starts it after its last stored block).
+            // Malachite's own log is not kept: what must survive a crash is what this node
+            // signed (see `sign_once`), which the host stores from `Output::Signed`.
             Effect::WalAppend(_, r) => r.resume_with(()),
             Effect::ExtendVote(_, _, _, r) => r.resume_with(None),
             Effect::VerifyVoteExtension(.., r) => r.resume_with(Ok(())),
@@ -678,6 +764,21 @@ impl<C: BlockChecker> Node<C> {
             laggards: BTreeMap::new(),
             sig_cache: BTreeSet::new(),
             drops: BTreeMap::new(),
+            signed: BTreeMap::new(),
+        }
+    }
+
+    /// Gives back what this node signed before a restart (from [`Output::Signed`]); call it
+    /// before [`Node::start`]. Messages of other validators are ignored.
+    pub fn restore_signed(&mut self, messages: impl IntoIterator<Item = SignedMessage>) {
+        for message in messages {
+            let own = match &message {
+                SignedMessage::Vote(v) => v.validator == self.address,
+                SignedMessage::Proposal(p) => p.proposer == self.address,
+            };
+            if own {
+                self.signed.insert(message.slot(), message);
+            }
         }
     }
 
@@ -801,6 +902,7 @@ impl<C: BlockChecker> Node<C> {
                 height: self.height,
                 timers: &mut self.timers,
                 sig_cache: &mut self.sig_cache,
+                signed: &mut self.signed,
                 out,
                 followups: &mut followups,
             };
@@ -1260,6 +1362,7 @@ impl<C: BlockChecker> Node<C> {
         self.pending_value = None;
         self.timers.clear();
         self.sig_cache.clear();
+        self.signed = self.signed.split_off(&(height + 1, 0, 0));
         self.proposals = self.proposals.split_off(&(self.height, 0));
         self.bodies_per_height = self.bodies_per_height.split_off(&self.height);
         let next = self.height;

