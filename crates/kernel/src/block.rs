@@ -453,6 +453,32 @@ impl Block {
         Ok(())
     }
 
+    /// [`Block::verify_body`] that skips the signatures of transactions for which
+    /// `already_verified` says the caller verified them before (a validator's mempool
+    /// intake, for instance). The caller must key what it remembers by the signature too:
+    /// a transaction's id does not cover its signature. The others are verified in one batch; an error names the
+    /// transaction's index in the block.
+    pub fn verify_body_skipping(
+        &self,
+        chain_id: &ChainId,
+        already_verified: impl Fn(&SignedTx) -> bool,
+    ) -> Result<(), BlockError> {
+        self.verify_structure(chain_id)?;
+        let (positions, rest): (Vec<usize>, Vec<&SignedTx>) = self
+            .txs
+            .iter()
+            .enumerate()
+            .filter(|(_, tx)| !already_verified(tx))
+            .unzip();
+        crate::tx::verify_transaction_refs(&rest).map_err(|e| match e {
+            TxError::InList { index, source } => BlockError::Tx(TxError::InList {
+                index: positions.get(index).copied().unwrap_or(index),
+                source,
+            }),
+            other => BlockError::Tx(other),
+        })
+    }
+
     /// [`Block::verify_body`] without the signatures: chain ids, root and count.
     pub fn verify_structure(&self, chain_id: &ChainId) -> Result<(), BlockError> {
         if &self.header.chain_id != chain_id {

@@ -277,6 +277,11 @@ impl SignedTx {
 
 /// Verifies every transaction's signature in one batch; on failure names the first bad one.
 pub fn verify_transactions(txs: &[SignedTx]) -> Result<(), TxError> {
+    verify_transaction_refs(&txs.iter().collect::<Vec<_>>())
+}
+
+/// [`verify_transactions`] over borrowed transactions; an error's index is into `txs`.
+pub fn verify_transaction_refs(txs: &[&SignedTx]) -> Result<(), TxError> {
     let messages: Vec<&[u8]> = txs.iter().map(|t| t.signing_bytes.as_slice()).collect();
     let signatures: Vec<Signature> = txs.iter().map(|t| t.signature).collect();
     let keys: Vec<PublicKey> = txs.iter().map(|t| t.signer).collect();

@@ -180,3 +180,30 @@ fn a_certificate_for_another_round_does_not_verify() {
         Err((1, BlockError::CertificateSignature(_)))
     ));
 }
+
+#[test]
+fn skipping_known_signatures_still_catches_a_swapped_signature() {
+    let f = chain(4);
+    let mut block = f.blocks[2].clone(); // height 3 carries 3 transactions
+    let original = block.txs[1].clone();
+    // Same intent (same id), damaged signature: the last byte of the encoding is in it.
+    let mut bytes = original.bytes().to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    let forged = SignedTx::decode(&bytes).unwrap();
+    assert_eq!(forged.id(), original.id());
+    block.txs[1] = forged;
+    let known = |t: &SignedTx| t.id() == original.id() && t.signature() == original.signature();
+    match block.verify_body_skipping(&f.genesis.chain_id, known) {
+        Err(BlockError::Tx(citychain_kernel::TxError::InList { index, .. })) => {
+            assert_eq!(index, 1)
+        }
+        other => panic!("forged signature accepted: {other:?}"),
+    }
+    // With every signature known, only the structure is checked.
+    assert!(
+        f.blocks[2]
+            .verify_body_skipping(&f.genesis.chain_id, |_| true)
+            .is_ok()
+    );
+}

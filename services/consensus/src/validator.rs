@@ -34,7 +34,7 @@ use citychain_consensus_domain::{
 use citychain_kernel::block::tx_root;
 use citychain_kernel::{
     Block, BlockError, BlockHeader, ChainVerifier, CommitCertificate, Genesis, Height, PublicKey,
-    SignedTx, SigningKey, tx::verify_transactions,
+    SignedTx, SigningKey, TxId, tx::verify_transactions,
 };
 use citychain_store::Store;
 use futures::StreamExt;
@@ -157,11 +157,20 @@ fn now_ms() -> u64 {
 #[derive(Clone)]
 struct ProposalRules {
     replay: Arc<Mutex<ReplayWindow>>,
+    /// Transactions whose signatures the intake verified and that have not committed yet;
+    /// judging a block verifies only the others.
+    verified: Arc<Mutex<BTreeSet<VerifiedTx>>>,
     limits: BlockLimits,
     max_drift_ms: u64,
 }
 
 impl citychain_consensus_domain::BlockChecker for ProposalRules {
+    fn already_verified(&self, tx: &SignedTx) -> bool {
+        self.verified
+            .lock()
+            .is_ok_and(|set| set.contains(&verified_key(tx)))
+    }
+
     fn check(&self, block: &Block) -> Result<(), String> {
         if block.txs.len() > self.limits.max_txs {
             return Err(format!(
@@ -191,6 +200,14 @@ impl citychain_consensus_domain::BlockChecker for ProposalRules {
     }
 }
 
+/// A transaction whose signature was verified: its id with the signature, since the id does
+/// not cover the signature and a block could carry the same intent with a bad one.
+type VerifiedTx = (TxId, [u8; 64]);
+
+fn verified_key(tx: &SignedTx) -> VerifiedTx {
+    (tx.id(), tx.signature().to_bytes())
+}
+
 /// A running validator's engine state, owned by one task.
 struct Engine<S: Store> {
     setup: ValidatorSetup,
@@ -199,6 +216,7 @@ struct Engine<S: Store> {
     store: BlockStore<S>,
     node: Node<ProposalRules>,
     replay: Arc<Mutex<ReplayWindow>>,
+    verified: Arc<Mutex<BTreeSet<VerifiedTx>>>,
     mempool: Mempool,
     limits: BlockLimits,
     verifier: ChainVerifier,
@@ -247,8 +265,10 @@ pub async fn run<S: Store + Clone + 'static>(
         max_txs: section.max_block_txs,
         max_bytes: section.max_block_bytes,
     };
+    let verified = Arc::new(Mutex::new(BTreeSet::new()));
     let rules = ProposalRules {
         replay: replay.clone(),
+        verified: verified.clone(),
         limits,
         max_drift_ms: section.max_clock_drift_ms,
     };
@@ -302,6 +322,7 @@ pub async fn run<S: Store + Clone + 'static>(
         store: blocks,
         node,
         replay,
+        verified,
         mempool: Mempool::new(PoolLimits {
             max_txs: section.mempool_max_txs,
             max_bytes: section.mempool_max_bytes,
@@ -495,9 +516,21 @@ impl<S: Store + Clone + 'static> Engine<S> {
             return;
         };
         let next = Height(self.node.height());
+        let Ok(mut verified) = self.verified.lock() else {
+            return;
+        };
+        // Bounded like the pool; when full (expired transactions linger here), start over:
+        // forgetting only means verifying again.
+        if verified.len() > 2 * self.setup.section.mempool_max_txs {
+            verified.clear();
+        }
         for tx in txs {
-            if let Err(why) = self.mempool.admit(tx, &replay, next) {
-                tracing::debug!(reason = %why, "transaction not admitted");
+            let key = verified_key(&tx);
+            match self.mempool.admit(tx, &replay, next) {
+                Ok(()) => {
+                    verified.insert(key);
+                }
+                Err(why) => tracing::debug!(reason = %why, "transaction not admitted"),
             }
         }
     }
@@ -580,6 +613,11 @@ impl<S: Store + Clone + 'static> Engine<S> {
             }
             let next = Height(height + 1);
             self.mempool.after_commit(&block.txs, &replay, next);
+            if let Ok(mut verified) = self.verified.lock() {
+                for tx in &block.txs {
+                    verified.remove(&verified_key(tx));
+                }
+            }
         }
         self.store.append(&block).await?;
         self.last_block_ms = block.header.time_unix_ms;

@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use citychain_kernel::{
-    Block, BlockError, BlockHash, ChainId, Hash32, PublicKey, SigningKey,
+    Block, BlockError, BlockHash, ChainId, Hash32, PublicKey, SignedTx, SigningKey,
     ValidatorSet as KernelValidatorSet,
 };
 use malachitebft_core_consensus::{
@@ -134,6 +134,13 @@ impl From<TimerKind> for TimeoutKind {
 pub trait BlockChecker {
     /// Judges a proposed block whose header and body already passed the node's checks.
     fn check(&self, block: &Block) -> Result<(), String>;
+
+    /// Whether the host has already verified this transaction's signature (its mempool
+    /// intake does), so judging a block need not verify it again. Remember transactions by
+    /// id AND signature: the id does not cover the signature. By default none is.
+    fn already_verified(&self, _tx: &SignedTx) -> bool {
+        false
+    }
 }
 
 impl<F> BlockChecker for F
@@ -1266,7 +1273,9 @@ impl<C: BlockChecker> Node<C> {
                 found: block.header.proposer.to_string(),
             });
         }
-        block.verify_body(self.ctx.chain_id()).map_err(Box::new)?;
+        block
+            .verify_body_skipping(self.ctx.chain_id(), |tx| self.checker.already_verified(tx))
+            .map_err(Box::new)?;
         self.checker.check(block).map_err(BlockRejection::Host)
     }
 
@@ -1274,7 +1283,9 @@ impl<C: BlockChecker> Node<C> {
     /// checker is not asked: a certified block is final whatever a local mempool thinks.
     fn judge_decided(&self, block: &Block) -> Result<(), BlockRejection> {
         self.judge_header(block)?;
-        block.verify_body(self.ctx.chain_id()).map_err(Box::new)?;
+        block
+            .verify_body_skipping(self.ctx.chain_id(), |tx| self.checker.already_verified(tx))
+            .map_err(Box::new)?;
         block
             .certificate
             .verify(&block.header, &self.kernel_validators)
