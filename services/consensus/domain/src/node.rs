@@ -236,6 +236,22 @@ impl SignedMessage {
         }
     }
 
+    /// The vote, if this is one.
+    pub fn as_vote(&self) -> Option<&SignedVote> {
+        match self {
+            SignedMessage::Vote(v) => Some(v),
+            SignedMessage::Proposal(_) => None,
+        }
+    }
+
+    /// The proposal, if this is one.
+    pub fn as_proposal(&self) -> Option<&SignedProposal> {
+        match self {
+            SignedMessage::Proposal(p) => Some(p),
+            SignedMessage::Vote(_) => None,
+        }
+    }
+
     /// The message as it travels, for storage.
     pub fn to_wire(&self) -> WireMessage {
         match self {
@@ -568,13 +584,23 @@ impl EffectEnv<'_> {
         }));
     }
 
-    /// Records a first signature for its slot and tells the host to store it before anything
-    /// is sent. A second request for a slot is answered with the first signature instead (see
-    /// the `SignVote` and `SignProposal` arms), so a restarted validator that is given back
-    /// its records cannot equivocate.
-    fn record_signed(&mut self, message: SignedMessage) {
-        self.signed.insert(message.slot(), message.clone());
+    /// Returns what this node already signed for the slot of `fresh`, or records `fresh` and
+    /// tells the host to store it before anything is sent. A restarted validator that is
+    /// given back its records therefore cannot equivocate.
+    fn sign_once<T: Clone>(
+        &mut self,
+        fresh: T,
+        wrap: fn(T) -> SignedMessage,
+        unwrap: fn(&SignedMessage) -> Option<&T>,
+    ) -> T {
+        let message = wrap(fresh.clone());
+        let slot = message.slot();
+        if let Some(earlier) = self.signed.get(&slot).and_then(unwrap) {
+            return earlier.clone();
+        }
+        self.signed.insert(slot, message.clone());
         self.out.push(Output::Signed(message));
+        fresh
     }
 
     fn duration(&self, kind: TimerKind, round: u32) -> u64 {
@@ -670,27 +696,15 @@ impl EffectEnv<'_> {
             }
             Effect::SignVote(v, r) => {
                 let fresh = self.signer.sign_vote(v);
-                let slot = SignedMessage::Vote(fresh.clone()).slot();
-                let vote = match self.signed.get(&slot) {
-                    Some(SignedMessage::Vote(earlier)) => earlier.clone(),
-                    _ => {
-                        self.record_signed(SignedMessage::Vote(fresh.clone()));
-                        fresh
-                    }
-                };
-                r.resume_with(vote)
+                r.resume_with(self.sign_once(fresh, SignedMessage::Vote, SignedMessage::as_vote))
             }
             Effect::SignProposal(p, r) => {
                 let fresh = self.signer.sign_proposal(p);
-                let slot = SignedMessage::Proposal(fresh.clone()).slot();
-                let proposal = match self.signed.get(&slot) {
-                    Some(SignedMessage::Proposal(earlier)) => earlier.clone(),
-                    _ => {
-                        self.record_signed(SignedMessage::Proposal(fresh.clone()));
-                        fresh
-                    }
-                };
-                r.resume_with(proposal)
+                r.resume_with(self.sign_once(
+                    fresh,
+                    SignedMessage::Proposal,
+                    SignedMessage::as_proposal,
+                ))
             }
             Effect::VerifySignature(msg, key, r) => {
                 let bytes = match &msg.message {
