@@ -207,6 +207,16 @@ impl StreamsConfig {
         ))
     }
 
+    /// `citychain.<chain_id>.blocks.<validator>`: where the validator with that key (lowercase
+    /// hex) answers block requests: 8 bytes of big-endian height in, the block's canonical
+    /// encoding out (empty when it does not have it). Not a stream: request/reply.
+    pub fn block_service_subject(&self, validator: &str) -> String {
+        format!(
+            "{}.{}.blocks.{validator}",
+            self.subject_prefix, self.chain_id
+        )
+    }
+
     /// `citychain.<chain_id>.events.>`: every event, for filters.
     pub fn events_wildcard(&self) -> String {
         format!("{}.{}.events.>", self.subject_prefix, self.chain_id)

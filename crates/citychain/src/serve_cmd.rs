@@ -5,16 +5,17 @@
 //! For now a process runs exactly one service; serving several in one process
 //! (`serve consensus ledger`) comes once there is more than one to combine.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use citychain_consensus::ConsensusConfig;
+use citychain_ledger::LedgerConfig;
 use citychain_runtime::config::{ConfigError, ConfigLoader, ServiceConfig};
 use citychain_runtime::shutdown::Shutdown;
 use clap::Args;
 
 /// The services this build can run.
-const AVAILABLE: &[&str] = &["consensus"];
+const AVAILABLE: &[&str] = &["consensus", "ledger"];
 
 /// The services the system is made of, in the order they depend on each other.
 const PLANNED: &[&str] = &[
@@ -36,11 +37,12 @@ const MIN_WORKER_THREADS: usize = 2;
 Examples:
   citychain serve consensus --config /etc/citychain/consensus.toml
   citychain serve consensus --config consensus.toml --validator-key keys/dept-1.json
+  citychain serve ledger --config /etc/citychain/ledger.toml
 
 Any config key can be overridden from the environment as CITYCHAIN_<SECTION>__<KEY>, e.g.
 CITYCHAIN_GRPC__LISTEN=0.0.0.0:7000. SIGTERM or Ctrl-C stops the service gracefully.")]
 pub struct ServeArgs {
-    /// The service to run (available: consensus). One per process for now.
+    /// The service to run (available: consensus, ledger). One per process for now.
     #[arg(required = true, value_name = "SERVICE")]
     services: Vec<String>,
     /// The service's TOML configuration file.
@@ -75,35 +77,58 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     match args.services[0].as_str() {
         "consensus" => serve_consensus(&args),
+        "ledger" => serve_ledger(&args),
         other => bail!("{other:?} is listed as available but has no entry point"),
     }
 }
 
 fn serve_consensus(args: &ServeArgs) -> Result<()> {
-    let Some(path) = &args.config else {
-        bail!("serve consensus needs --config FILE (or CITYCHAIN_CONFIG)");
-    };
-    let config = load_config(path, args.validator_key.as_deref())?;
+    let config = load_config::<ConsensusConfig>(args, "consensus")?;
+    run_service(config, "consensus", citychain_consensus::serve)
+}
+
+fn serve_ledger(args: &ServeArgs) -> Result<()> {
+    if args.validator_key.is_some() {
+        bail!("--validator-key is for the consensus service; the ledger signs nothing");
+    }
+    let config = load_config::<LedgerConfig>(args, "ledger")?;
+    run_service(config, "ledger", citychain_ledger::serve)
+}
+
+/// Sets up telemetry and signals, then runs one service's `serve` to its end.
+fn run_service<T, F, E>(
+    config: ServiceConfig<T>,
+    name: &'static str,
+    serve: impl FnOnce(ServiceConfig<T>, Shutdown) -> F,
+) -> Result<()>
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let runtime = runtime()?;
     runtime.block_on(async move {
         let _telemetry = citychain_telemetry::init(config.telemetry())
             .context("cannot set up logging and telemetry")?;
         let shutdown = Shutdown::on_signals().context("cannot install signal handlers")?;
-        citychain_consensus::serve(config, shutdown)
+        serve(config, shutdown)
             .await
-            .map_err(|err| one_line("consensus", err))
+            .map_err(|err| one_line(name, err))
     })
 }
 
-/// Reads `path` with `CITYCHAIN_*` overrides; `validator_key`, when given, wins over both.
-fn load_config(
-    path: &Path,
-    validator_key: Option<&Path>,
-) -> Result<ServiceConfig<ConsensusConfig>> {
+/// Reads `--config` with `CITYCHAIN_*` overrides; `--validator-key`, when given, wins over
+/// both.
+fn load_config<T: serde::de::DeserializeOwned>(
+    args: &ServeArgs,
+    service: &str,
+) -> Result<ServiceConfig<T>> {
+    let Some(path) = &args.config else {
+        bail!("serve {service} needs --config FILE (or CITYCHAIN_CONFIG)");
+    };
     let mut loader = ConfigLoader::new()
-        .default_value("service.name", "consensus")
+        .default_value("service.name", service)
         .file(path);
-    if let Some(key) = validator_key {
+    if let Some(key) = &args.validator_key {
         let Some(text) = key.to_str() else {
             bail!("--validator-key {} is not valid UTF-8", key.display());
         };

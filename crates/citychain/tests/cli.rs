@@ -121,10 +121,10 @@ fn keys_new_writes_a_private_key_file() {
 
 #[test]
 fn serve_names_what_is_not_available() {
-    let out = citychain(&["serve", "ledger"]);
+    let out = citychain(&["serve", "licence"]);
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("\"ledger\""),
+        text(&out.stderr).contains("\"licence\""),
         "{}",
         text(&out.stderr)
     );

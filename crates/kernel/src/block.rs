@@ -564,6 +564,12 @@ impl ChainVerifier {
         &self.validators
     }
 
+    /// Replaces the validator set that must certify the next block. Governance calls this
+    /// after a block whose committed changes take effect at the following height.
+    pub fn set_validators(&mut self, set: ValidatorSet) {
+        self.validators = set;
+    }
+
     /// Verifies `block` as the next block and advances.
     pub fn push(&mut self, block: &Block) -> Result<(), BlockError> {
         self.push_checking(block, true)

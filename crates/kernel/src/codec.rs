@@ -35,6 +35,7 @@ mod tests {
         let body = pb::TxBody {
             type_url: "x".into(),
             value: vec![1, 2],
+            subjects: vec![],
         };
         let bytes = body.encode_to_vec();
         assert_eq!(

@@ -24,6 +24,12 @@ pub const MAX_TX_BYTES: usize = 64 * 1024;
 /// The longest `type_url` of a transaction body.
 pub const MAX_TYPE_URL_BYTES: usize = 256;
 
+/// How many subjects one transaction may declare.
+pub const MAX_SUBJECTS: usize = 16;
+
+/// The longest subject, in bytes.
+pub const MAX_SUBJECT_BYTES: usize = 128;
+
 /// A transaction that cannot be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TxError {
@@ -62,6 +68,17 @@ pub enum TxError {
         /// Why it failed.
         source: SignatureError,
     },
+    /// A declared subject breaks the rules of [`TxBody::subjects`].
+    #[error(
+        "transaction body subject {subject:?}: {reason} (at most {MAX_SUBJECTS} subjects, sorted \
+         and unique, each 1 to {MAX_SUBJECT_BYTES} visible ASCII characters)"
+    )]
+    BadSubject {
+        /// The subject (shortened if long).
+        subject: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// Entry `index` of a list of transactions is bad.
     #[error("transaction {index} of the list: {source}")]
     InList {
@@ -79,6 +96,10 @@ pub struct TxBody {
     pub type_url: String,
     /// The encoded domain message.
     pub value: Vec<u8>,
+    /// Whom or what it is about (a citizen, an enterprise, a record), sorted and unique, so
+    /// the ledger can index every transaction by subject. The service that owns the body
+    /// checks that they match it.
+    pub subjects: Vec<String>,
 }
 
 impl TxBody {
@@ -87,8 +108,41 @@ impl TxBody {
         TxBody {
             type_url: type_url.into(),
             value,
+            subjects: Vec::new(),
         }
     }
+
+    /// The same body declaring `subjects` (sorted and deduplicated here).
+    pub fn with_subjects<S: Into<String>>(mut self, subjects: impl IntoIterator<Item = S>) -> Self {
+        self.subjects = subjects.into_iter().map(Into::into).collect();
+        self.subjects.sort();
+        self.subjects.dedup();
+        self
+    }
+}
+
+/// Checks the subject rules: at most [`MAX_SUBJECTS`], strictly ascending, each 1 to
+/// [`MAX_SUBJECT_BYTES`] visible ASCII characters.
+fn check_subjects(subjects: &[String]) -> Result<(), TxError> {
+    let bad = |subject: &str, reason| TxError::BadSubject {
+        subject: subject.chars().take(MAX_SUBJECT_BYTES).collect(),
+        reason,
+    };
+    if subjects.len() > MAX_SUBJECTS {
+        return Err(bad(&subjects[MAX_SUBJECTS], "too many subjects"));
+    }
+    for (i, subject) in subjects.iter().enumerate() {
+        if subject.is_empty() || subject.len() > MAX_SUBJECT_BYTES {
+            return Err(bad(subject, "wrong length"));
+        }
+        if !subject.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad(subject, "not visible ASCII"));
+        }
+        if i > 0 && subjects[i - 1] >= *subject {
+            return Err(bad(subject, "not sorted or repeated"));
+        }
+    }
+    Ok(())
 }
 
 /// A decoded, canonically encoded signed transaction. Its signature is checked by
@@ -134,6 +188,7 @@ impl SignedTx {
             body: Some(pb::TxBody {
                 type_url: body.type_url,
                 value: body.value,
+                subjects: body.subjects,
             }),
         }
         .encode_to_vec();
@@ -170,6 +225,7 @@ impl SignedTx {
                 limit: MAX_TYPE_URL_BYTES,
             });
         }
+        check_subjects(&body.subjects)?;
         let signing_bytes = signing_bytes(&chain_id, &envelope.unsigned);
         let id = TxId(crate::hash::domain_hash_raw(&signing_bytes));
         let signer_bytes: [u8; 32] =
@@ -193,6 +249,7 @@ impl SignedTx {
             body: TxBody {
                 type_url: body.type_url,
                 value: body.value,
+                subjects: body.subjects,
             },
             signature,
             signing_bytes,

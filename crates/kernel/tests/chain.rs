@@ -1,18 +1,11 @@
 //! A chain of real blocks verifies from genesis, and each kind of tampering is found at the
 //! right height.
 
-use citychain_kernel::block::{Block, BlockError, BlockHeader, ChainVerifier, CommitCertificate};
-use citychain_kernel::genesis::{build_genesis, department_plans};
-use citychain_kernel::tx::{SignedTx, TxBody};
-use citychain_kernel::{Genesis, Height, KeyPair};
+mod common;
 
-fn seeds() -> impl FnMut() -> [u8; 32] {
-    let mut n = 0u64;
-    move || {
-        n += 1;
-        *blake3::hash(&n.to_be_bytes()).as_bytes()
-    }
-}
+use citychain_kernel::block::{Block, BlockError, ChainVerifier, CommitCertificate};
+use citychain_kernel::tx::SignedTx;
+use citychain_kernel::{Genesis, Height, KeyPair};
 
 struct Fixture {
     genesis: Genesis,
@@ -22,47 +15,12 @@ struct Fixture {
 
 /// Builds `count` blocks, each with a few transactions, certified by 3 of the 4 validators.
 fn chain(count: u64) -> Fixture {
-    let (genesis, keys) =
-        build_genesis("city-test", 1_000, &department_plans(4), 4, seeds()).unwrap();
-    let validators = genesis.validator_set();
-    let mut blocks: Vec<Block> = Vec::new();
-    for h in 1..=count {
-        let txs: Vec<SignedTx> = (0..(h % 4))
-            .map(|i| {
-                SignedTx::sign(
-                    &genesis.chain_id,
-                    &keys[(i % 4) as usize].signing,
-                    h * 10 + i,
-                    Height(h + 100),
-                    TxBody::new("citychain.test.v1.Put", format!("{h}/{i}").into_bytes()),
-                )
-                .unwrap()
-            })
-            .collect();
-        let prev = blocks.last().map(Block::hash).unwrap_or_default();
-        let header = BlockHeader::new(
-            genesis.chain_id.clone(),
-            Height(h),
-            1_000 + h * 500,
-            prev,
-            &txs,
-            &validators,
-            keys[(h % 4) as usize].signing.public_key(),
-        );
-        let signers: Vec<_> = keys
-            .iter()
-            .skip((h % 2) as usize)
-            .take(3)
-            .map(|k| &k.signing)
-            .collect();
-        let certificate =
-            CommitCertificate::sign(&genesis.chain_id, Height(h), 0, header.hash(), &signers);
-        blocks.push(Block {
-            header,
-            txs,
-            certificate,
-        });
-    }
+    let (genesis, keys) = common::network(0);
+    let shape = common::Shape {
+        txs_modulo: 4,
+        rotate_signers: true,
+    };
+    let blocks = common::blocks_for(&genesis, &keys, count, shape);
     Fixture {
         genesis,
         keys,

@@ -118,3 +118,44 @@ fn garbage_is_refused_without_panicking() {
         assert!(SignedTx::decode(garbage).is_err());
     }
 }
+
+#[test]
+fn subjects_are_signed_and_kept_sorted() {
+    let key = SigningKey::from_seed(&[7; 32]);
+    let body = TxBody::new("citychain.test.v1.Put", vec![1]).with_subjects([
+        "record:b",
+        "citizen:a",
+        "record:b",
+    ]);
+    let tx = SignedTx::sign(&chain(), &key, 1, Height(9), body).unwrap();
+
+    let back = SignedTx::decode_and_verify(tx.bytes(), &chain()).unwrap();
+
+    assert_eq!(back.body().subjects, ["citizen:a", "record:b"]);
+}
+
+#[test]
+fn bad_subjects_are_refused_naming_the_rule() {
+    let key = SigningKey::from_seed(&[7; 32]);
+    let cases: [(Vec<String>, &str); 4] = [
+        (vec![String::new()], "wrong length"),
+        (vec!["x".repeat(129)], "wrong length"),
+        (vec!["citizen: a".into()], "not visible ASCII"),
+        ((0..17).map(|i| format!("s{i:02}")).collect(), "too many"),
+    ];
+    for (subjects, reason) in cases {
+        let mut body = TxBody::new("citychain.test.v1.Put", vec![]);
+        body.subjects = subjects.clone();
+        let err = SignedTx::sign(&chain(), &key, 1, Height(9), body).unwrap_err();
+        assert!(
+            matches!(err, TxError::BadSubject { .. }),
+            "{subjects:?}: {err}"
+        );
+        assert!(err.to_string().contains(reason), "{err}");
+        assert!(err.to_string().contains("at most 16 subjects"), "{err}");
+    }
+    let mut unsorted = TxBody::new("citychain.test.v1.Put", vec![]);
+    unsorted.subjects = vec!["b".into(), "a".into()];
+    let err = SignedTx::sign(&chain(), &key, 1, Height(9), unsorted).unwrap_err();
+    assert!(err.to_string().contains("not sorted or repeated"), "{err}");
+}

@@ -1,7 +1,7 @@
 //! What every citychain service process shares, written once: configuration loading
 //! ([`config`]), the gRPC server with health, reflection, TLS, tracing and request limits
-//! ([`grpc`]), graceful shutdown ([`shutdown`]) and the Prometheus `/metrics` endpoint
-//! ([`metrics`]).
+//! ([`grpc`]), graceful shutdown ([`shutdown`]), the Prometheus `/metrics` endpoint
+//! ([`metrics`]) and the files and tasks of a service process ([`process`]).
 //!
 //! A service's `main` typically reads:
 //!
@@ -23,6 +23,7 @@
 pub mod config;
 pub mod grpc;
 pub mod metrics;
+pub mod process;
 pub mod shutdown;
 
 pub use config::{ConfigError, ConfigLoader, NoExtra, ServiceConfig};

@@ -1,5 +1,7 @@
 //! Test-only helpers shared by every crate's tests.
 
+pub mod chain;
 pub mod generators;
 pub mod genesis;
+pub mod grpc;
 pub mod nats;

@@ -16,10 +16,11 @@
 //! | `t` | the tip: height (8), hash (32), time (8), transactions so far (8) |
 //! | `r/` expiry (8) signer (32) nonce (8) | empty: a (signer, nonce) pair in the replay window |
 //! | `s/` height (8) round (4) kind (1) | a message this validator signed (see [`SignedRecord`]) |
+//! | `g/` piece (4) | the governance registry after the tip (who may sign, who validates) |
 
 use citychain_consensus_domain::replay::ReplayWindow;
 use citychain_kernel::{Block, BlockError, BlockHash, Hash32, Height};
-use citychain_store::{Scan, Store, StoreError, Transaction};
+use citychain_store::{Scan, Store, StoreError, Transaction, put_pieces, read_pieces};
 use thiserror::Error;
 
 /// The block store failed or holds something it cannot read.
@@ -64,8 +65,7 @@ pub struct StoredTip {
 
 const TIP: &[u8] = b"t";
 
-/// The largest piece of a block stored under one key.
-const PIECE: usize = 64 * 1024;
+const REGISTRY: &[u8] = b"g/";
 
 fn block_prefix(height: u64) -> Vec<u8> {
     let mut key = b"b/".to_vec();
@@ -73,21 +73,11 @@ fn block_prefix(height: u64) -> Vec<u8> {
     key
 }
 
-fn piece_key(height: u64, piece: u32) -> Vec<u8> {
-    let mut key = block_prefix(height);
-    key.extend_from_slice(&piece.to_be_bytes());
-    key
-}
-
 async fn read_block_bytes<T: Transaction>(
     txn: &mut T,
     height: u64,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let pieces = txn.scan(&Scan::prefix(&block_prefix(height))).await?;
-    if pieces.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(pieces.into_iter().flat_map(|(_, v)| v).collect()))
+    read_pieces(txn, &block_prefix(height)).await
 }
 
 fn replay_key(expiry: Height, signer: &[u8; 32], nonce: u64) -> Vec<u8> {
@@ -171,9 +161,20 @@ impl<S: Store> BlockStore<S> {
         ))
     }
 
-    /// Stores the next block, and the replay window's change (its transactions added, pairs
-    /// that expired removed), in one atomic commit. The caller has verified the block.
-    pub async fn append(&self, block: &Block) -> Result<StoredTip, BlockStoreError> {
+    /// The governance registry stored with the tip (encoded), if any block is stored.
+    pub async fn registry(&self) -> Result<Option<Vec<u8>>, BlockStoreError> {
+        let mut txn = self.store.begin().await?;
+        Ok(read_pieces(&mut txn, REGISTRY).await?)
+    }
+
+    /// Stores the next block, the governance registry after it (encoded), and the replay
+    /// window's change (its transactions added, pairs that expired removed), in one atomic
+    /// commit. The caller has verified the block.
+    pub async fn append(
+        &self,
+        block: &Block,
+        registry: &[u8],
+    ) -> Result<StoredTip, BlockStoreError> {
         let mut txn = self.store.begin().await?;
         let previous = read_tip(&mut txn).await?;
         let height = block.header.height.0;
@@ -184,9 +185,8 @@ impl<S: Store> BlockStore<S> {
                 got: height,
             });
         }
-        for (index, piece) in block.encode().chunks(PIECE).enumerate() {
-            txn.put(&piece_key(height, index as u32), piece)?;
-        }
+        put_pieces(&mut txn, &block_prefix(height), &block.encode()).await?;
+        put_pieces(&mut txn, REGISTRY, registry).await?;
         let expired_below = replay_key(Height(height + 1), &[0; 32], 0);
         for (key, _) in txn
             .scan(&Scan::range(b"r/".as_slice()..expired_below.as_slice()))

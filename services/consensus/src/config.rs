@@ -30,13 +30,7 @@ use std::path::PathBuf;
 use citychain_bus::BusConfig;
 use serde::Deserialize;
 
-/// `[chain]`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ChainSection {
-    /// The genesis file.
-    pub genesis: PathBuf,
-}
+pub use citychain_runtime::config::ChainSection;
 
 /// `[consensus]`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

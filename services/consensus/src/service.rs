@@ -17,17 +17,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use citychain_bus::{BusConfig, BusError, StreamsConfig, connect, ensure_streams};
-use citychain_kernel::{Genesis, GenesisError, KeyError, KeyPair};
+use citychain_kernel::{Genesis, KeyError, KeyPair};
 use citychain_proto::citychain::consensus::v1::consensus_service_server::ConsensusServiceServer;
 use citychain_runtime::config::ServiceConfig;
 use citychain_runtime::grpc::HealthReporter;
-use citychain_runtime::metrics::serve_metrics_on;
-use citychain_runtime::{GrpcError, GrpcServer, MetricsError, Shutdown};
-use citychain_store::{EmbeddedStore, StoreError};
+use citychain_runtime::process::{
+    FileError, ServerError, Servers, StoreOpenError, load_genesis, open_embedded_store, read_text,
+    spawn_owned,
+};
+use citychain_runtime::{GrpcError, GrpcServer, Shutdown};
 use opentelemetry::KeyValue;
 use thiserror::Error;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::api::{ConsensusApi, ValidatorIdentity};
 use crate::config::ConsensusConfig;
@@ -39,34 +39,15 @@ pub const SERVICE_NAME: &str = "citychain.consensus.v1.ConsensusService";
 /// The block store's file inside `consensus.data_dir`.
 pub const BLOCK_STORE_FILE: &str = "blocks.redb";
 
-/// How long the gRPC and metrics servers get to finish calls in flight once the validator
-/// has stopped; a client holding a stream open (a health watch) must not keep the process up.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How often readiness is checked until the validator reports its first height.
 const READY_POLL: Duration = Duration::from_millis(50);
 
 /// Why the consensus service could not start, or stopped.
 #[derive(Debug, Error)]
 pub enum ServiceError {
-    /// A file named in the configuration could not be read.
-    #[error("cannot read the {what} {path}: {source}")]
-    Read {
-        /// Which file it is (`genesis file`, `validator key file`).
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The genesis file does not hold a valid genesis.
-    #[error("genesis file {path} is invalid: {source}")]
-    Genesis {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        source: GenesisError,
-    },
+    /// A file named in the configuration could not be used.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The validator key file does not hold a valid key.
     #[error("validator key file {path} is invalid: {source}")]
     KeyFile {
@@ -90,42 +71,21 @@ pub enum ServiceError {
         /// The genesis file.
         genesis: PathBuf,
     },
-    /// The data directory could not be created.
-    #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        /// The directory.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The block store could not be opened (damaged, or open in another process).
-    #[error("cannot open the block store {path}: {source}")]
-    Store {
-        /// The file.
-        path: PathBuf,
-        /// What the store said.
-        source: StoreError,
-    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreOpenError),
     /// NATS could not be reached, or the chain's streams could not be set up.
     #[error("NATS: {0}")]
     Nats(#[source] BusError),
-    /// The gRPC server could not start, or failed.
+    /// The gRPC server could not be set up.
     #[error(transparent)]
     Grpc(#[from] GrpcError),
-    /// The metrics endpoint could not start, or failed.
+    /// The gRPC server or the metrics endpoint could not start, or failed.
     #[error(transparent)]
-    Metrics(#[from] MetricsError),
+    Servers(#[from] ServerError),
     /// The validator stopped with an error (boxed: it is much larger than the others).
     #[error("validator stopped: {0}")]
     Validator(Box<ValidatorError>),
-    /// A server task panicked or was cancelled.
-    #[error("the {what} task ended abnormally: {reason}")]
-    Task {
-        /// Which task.
-        what: &'static str,
-        /// What Tokio said.
-        reason: String,
-    },
 }
 
 impl From<ValidatorError> for ServiceError {
@@ -146,7 +106,7 @@ pub async fn serve(
     let genesis = load_genesis(genesis_path)?;
     let key = load_key(key_path)?;
     let identity = identify(&genesis, &key, key_path, genesis_path)?;
-    let store = open_store(&own.consensus.data_dir).await?;
+    let store = open_embedded_store(&own.consensus.data_dir, BLOCK_STORE_FILE).await?;
     tracing::info!(
         chain = %identity.chain_id,
         member = %identity.member_id,
@@ -174,41 +134,13 @@ pub async fn serve(
         .into_server()
         .max_decoding_message_size(server.max_request_bytes());
     let server = server.add_service(api);
-    let grpc_addr = config.grpc.listen;
-    let grpc_listener = TcpListener::bind(grpc_addr)
-        .await
-        .map_err(|source| GrpcError::Bind {
-            addr: grpc_addr,
-            source,
-        })?;
-    let metrics_listener = if config.metrics.enabled {
-        let addr = config.metrics.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| MetricsError::Bind { addr, source })?;
-        Some(listener)
-    } else {
-        None
-    };
-
     // Fires with the process's shutdown, or when one part fails and the others must stop.
     let stop = shutdown.child();
-    let grpc = tokio::spawn(stop_all_on_error(
-        server.serve_on(grpc_listener, stop.clone()),
-        stop.clone(),
-    ));
-    let metrics = metrics_listener.map(|listener| {
+    if config.metrics.enabled {
         register_status_metrics(status.clone());
-        tokio::spawn(stop_all_on_error(
-            serve_metrics_on(
-                listener,
-                citychain_telemetry::prometheus_registry(),
-                stop.clone(),
-            ),
-            stop.clone(),
-        ))
-    });
-    let ready = tokio::spawn(mark_ready(status.clone(), health.clone(), stop.clone()));
+    }
+    let servers = Servers::start(server, config.grpc.listen, &config.metrics, &stop).await?;
+    let ready = spawn_owned(mark_ready(status.clone(), health.clone(), stop.clone()));
 
     let setup = ValidatorSetup {
         genesis,
@@ -226,36 +158,15 @@ pub async fn serve(
     }
     stop.trigger();
 
-    let grpc = drain("gRPC server", grpc).await;
-    let metrics = match metrics {
-        Some(task) => drain("metrics endpoint", task).await,
-        None => Ok(Ok(())),
-    };
+    let servers = servers.drain().await;
     outcome?;
-    grpc??;
-    metrics??;
+    servers?;
     tracing::info!("consensus service stopped");
     Ok(())
 }
 
-fn load_genesis(path: &Path) -> Result<Genesis, ServiceError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ServiceError::Read {
-        what: "genesis file",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Genesis::from_json(&text).map_err(|source| ServiceError::Genesis {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 fn load_key(path: &Path) -> Result<KeyPair, ServiceError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ServiceError::Read {
-        what: "validator key file",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read_text("validator key file", path)?;
     KeyPair::from_key_file(&text).map_err(|source| ServiceError::KeyFile {
         path: path.to_path_buf(),
         source,
@@ -287,17 +198,6 @@ fn identify(
     })
 }
 
-async fn open_store(data_dir: &Path) -> Result<EmbeddedStore, ServiceError> {
-    std::fs::create_dir_all(data_dir).map_err(|source| ServiceError::DataDir {
-        path: data_dir.to_path_buf(),
-        source,
-    })?;
-    let path = data_dir.join(BLOCK_STORE_FILE);
-    EmbeddedStore::open(&path)
-        .await
-        .map_err(|source| ServiceError::Store { path, source })
-}
-
 /// `[nats]` with the member in the client name, unless the configuration chose one, so the
 /// server's connection list tells the validators apart.
 fn nats_config(nats: &BusConfig, identity: &ValidatorIdentity) -> BusConfig {
@@ -306,40 +206,6 @@ fn nats_config(nats: &BusConfig, identity: &ValidatorIdentity) -> BusConfig {
         config.client_name = format!("citychain-consensus-{}", identity.member_id);
     }
     config
-}
-
-/// Runs a server; if it fails, fires `stop` so the validator and the other server stop too.
-async fn stop_all_on_error<E>(
-    server: impl Future<Output = Result<(), E>>,
-    stop: Shutdown,
-) -> Result<(), E> {
-    let result = server.await;
-    if result.is_err() {
-        stop.trigger();
-    }
-    result
-}
-
-/// Waits for a server task to finish after `stop` fired, for at most [`DRAIN_TIMEOUT`].
-async fn drain<E>(
-    what: &'static str,
-    mut task: JoinHandle<Result<(), E>>,
-) -> Result<Result<(), E>, ServiceError> {
-    match tokio::time::timeout(DRAIN_TIMEOUT, &mut task).await {
-        Ok(Ok(result)) => Ok(result),
-        Ok(Err(join)) => Err(ServiceError::Task {
-            what,
-            reason: join.to_string(),
-        }),
-        Err(_) => {
-            tracing::warn!(
-                server = what,
-                "calls still open after {DRAIN_TIMEOUT:?}; closing them"
-            );
-            task.abort();
-            Ok(Ok(()))
-        }
-    }
 }
 
 /// Marks the consensus API SERVING once the validator reports a height: it does so only

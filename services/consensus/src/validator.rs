@@ -31,10 +31,11 @@ use citychain_consensus_domain::{
     Envelope, Input, Node, NodeParams, Output, SignedMessage, TimerKind, Tip, ValueRequest,
     WireMessage,
 };
+use citychain_governance::{AuditError, ChainAuditor, Registry};
 use citychain_kernel::block::tx_root;
 use citychain_kernel::{
-    Block, BlockError, BlockHeader, ChainVerifier, CommitCertificate, Genesis, Height, PublicKey,
-    SignedTx, SigningKey, TxId, tx::verify_transactions,
+    Block, BlockHeader, CommitCertificate, Genesis, Height, PublicKey, SignedTx, SigningKey, TxId,
+    ValidatorSet, tx::verify_transactions,
 };
 use citychain_store::Store;
 use futures::StreamExt;
@@ -59,9 +60,12 @@ pub enum ValidatorError {
     Unverifiable {
         /// The height.
         height: u64,
-        /// What is wrong.
-        source: BlockError,
+        /// What is wrong: the block, or a signer governance refuses.
+        source: AuditError,
     },
+    /// The stored governance registry does not decode or does not fit the stored chain.
+    #[error("stored governance registry: {0}")]
+    Registry(String),
     /// CHAIN holds another block at a height this validator decided: a fork, which the
     /// protocol excludes while at most f validators are faulty.
     #[error("CHAIN holds block {found} at height {height}, this validator decided {ours}")]
@@ -104,8 +108,8 @@ pub struct Subjects {
     pub broadcast: String,
     /// Prefix of each validator's own subject (`<prefix>.<key hex>`).
     pub direct_prefix: String,
-    /// Prefix of each validator's block service (`<prefix>.<key hex>`).
-    pub blocks_prefix: String,
+    /// The streams, whose block service subjects the validators answer on.
+    pub blocks: StreamsConfig,
     /// Where evidence of equivocation is published (in the EVENTS stream).
     pub evidence: String,
 }
@@ -116,7 +120,7 @@ impl Subjects {
         Ok(Subjects {
             broadcast: format!("citychain.{chain_id}.consensus.all"),
             direct_prefix: format!("citychain.{chain_id}.consensus.to"),
-            blocks_prefix: format!("citychain.{chain_id}.blocks"),
+            blocks: streams.clone(),
             evidence: streams.event_subject("consensus", "Equivocation")?,
         })
     }
@@ -127,7 +131,7 @@ impl Subjects {
 
     /// The block service subject of the validator with `key`.
     pub fn blocks(&self, key: &PublicKey) -> String {
-        format!("{}.{key}", self.blocks_prefix)
+        self.blocks.block_service_subject(&key.to_string())
     }
 }
 
@@ -157,6 +161,9 @@ fn now_ms() -> u64 {
 #[derive(Clone)]
 struct ProposalRules {
     replay: Arc<Mutex<ReplayWindow>>,
+    /// Governance after the last decided block: who may sign at the next height. The node
+    /// advances it itself, in decision order, through [`BlockChecker::next_validators`].
+    registry: Arc<Mutex<Registry>>,
     /// Transactions whose signatures the intake verified and that have not committed yet;
     /// judging a block verifies only the others.
     verified: Arc<Mutex<BTreeSet<VerifiedTx>>>,
@@ -193,11 +200,50 @@ impl citychain_consensus_domain::BlockChecker for ProposalRules {
                 self.max_drift_ms
             ));
         }
+        {
+            let registry = self.registry.lock().map_err(|_| "registry poisoned")?;
+            for (index, tx) in block.txs.iter().enumerate() {
+                registry
+                    .authorize(tx.signer(), &tx.body().type_url)
+                    .map_err(|why| format!("transaction {index}: {why}"))?;
+            }
+        }
         let replay = self.replay.lock().map_err(|_| "replay window poisoned")?;
         replay
             .check_block(&block.txs, block.header.height)
             .map_err(|(index, why)| format!("transaction {index}: {why}"))
     }
+
+    fn next_validators(&self, decided: &Block) -> Option<ValidatorSet> {
+        let mut registry = self.registry.lock().ok()?;
+        if registry.next_height() != decided.header.height {
+            return None; // Already applied (a block fed twice); the set stands.
+        }
+        let before = registry.next_validator_set();
+        match registry.apply_block(decided.header.height, &decided.txs) {
+            Ok(outcome) if outcome.validators_changed => {
+                let after = registry.next_validator_set();
+                tracing::info!(
+                    height = decided.header.height.0 + 1,
+                    validators = after.len(),
+                    "validator set changes at the next height"
+                );
+                (after != before).then_some(after)
+            }
+            Ok(_) => None,
+            Err(err) => {
+                tracing::error!(error = %err, "governance cannot apply a decided block");
+                None
+            }
+        }
+    }
+}
+
+/// Whether governance lets the signer send this transaction at the next height.
+fn authorized(registry: &Mutex<Registry>, tx: &SignedTx) -> bool {
+    registry
+        .lock()
+        .is_ok_and(|r| r.authorize(tx.signer(), &tx.body().type_url).is_ok())
 }
 
 /// A transaction whose signature was verified: its id with the signature, since the id does
@@ -219,7 +265,8 @@ struct Engine<S: Store> {
     verified: Arc<Mutex<BTreeSet<VerifiedTx>>>,
     mempool: Mempool,
     limits: BlockLimits,
-    verifier: ChainVerifier,
+    verifier: ChainAuditor,
+    registry: Arc<Mutex<Registry>>,
     pending: Option<ValueRequest>,
     pending_since_ms: u64,
     last_block_ms: u64,
@@ -236,10 +283,6 @@ pub async fn run<S: Store + Clone + 'static>(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ValidatorError> {
     let key = setup.key.public_key();
-    let validators = setup.genesis.validator_set();
-    if validators.get(&key).is_none() {
-        return Err(ValidatorError::NotAValidator(key));
-    }
     let chain_id = setup.genesis.chain_id.clone();
     let subjects = Subjects::new(&setup.streams, chain_id.as_str())?;
     let blocks = BlockStore::new(store);
@@ -252,13 +295,25 @@ pub async fn run<S: Store + Clone + 'static>(
                 .block(tip.height)
                 .await?
                 .ok_or(BlockStoreError::Tip(0))?;
-            ChainVerifier::resume(&setup.genesis, &last.header, tip.transactions)
+            let stored = blocks
+                .registry()
+                .await?
+                .ok_or_else(|| ValidatorError::Registry("missing beside a stored tip".into()))?;
+            let registry =
+                Registry::decode(&stored).map_err(|e| ValidatorError::Registry(e.to_string()))?;
+            ChainAuditor::resume(&setup.genesis, &last.header, tip.transactions, registry)
+                .map_err(|e| ValidatorError::Registry(e.to_string()))?
         }
-        None => ChainVerifier::new(&setup.genesis),
+        None => ChainAuditor::new(&setup.genesis),
     };
     let mut replay = blocks.replay_window(section.max_ttl).await?;
     catch_up_from_chain(&bus, &setup.streams, &blocks, &mut verifier, &mut replay).await?;
     let tip = blocks.tip().await?;
+    let validators = verifier.verifier().validators().clone();
+    if validators.get(&key).is_none() {
+        return Err(ValidatorError::NotAValidator(key));
+    }
+    let registry = Arc::new(Mutex::new(verifier.registry().clone()));
 
     let replay = Arc::new(Mutex::new(replay));
     let limits = BlockLimits {
@@ -268,6 +323,7 @@ pub async fn run<S: Store + Clone + 'static>(
     let verified = Arc::new(Mutex::new(BTreeSet::new()));
     let rules = ProposalRules {
         replay: replay.clone(),
+        registry: registry.clone(),
         verified: verified.clone(),
         limits,
         max_drift_ms: section.max_clock_drift_ms,
@@ -329,6 +385,7 @@ pub async fn run<S: Store + Clone + 'static>(
         }),
         limits,
         verifier,
+        registry,
         pending: None,
         pending_since_ms: 0,
         last_block_ms: tip.map_or(now_ms(), |t| t.time_unix_ms),
@@ -502,7 +559,7 @@ impl<S: Store + Clone + 'static> Engine<S> {
         let height = self.node.height();
         let round = self.node.round().unwrap_or(0);
         let depth = self.mempool.len() as u64;
-        let committed = self.verifier.transactions();
+        let committed = self.verifier.verifier().transactions();
         self.with_status(|s| {
             s.height = height;
             s.round = round;
@@ -525,6 +582,10 @@ impl<S: Store + Clone + 'static> Engine<S> {
             verified.clear();
         }
         for tx in txs {
+            if !authorized(&self.registry, &tx) {
+                tracing::debug!(tx = %tx.id(), "transaction not admitted: governance refuses its signer");
+                continue;
+            }
             let key = verified_key(&tx);
             match self.mempool.admit(tx, &replay, next) {
                 Ok(()) => {
@@ -563,12 +624,14 @@ impl<S: Store + Clone + 'static> Engine<S> {
             return Vec::new();
         }
         self.pending = None;
-        let txs = match self.replay.lock() {
+        let mut txs = match self.replay.lock() {
             Ok(replay) => self
                 .mempool
                 .select(self.limits, &replay, Height(request.height)),
             Err(_) => Vec::new(),
         };
+        // Governance may have changed since admission (a key rotated, a member suspended).
+        txs.retain(|tx| authorized(&self.registry, tx));
         let header = BlockHeader {
             chain_id: self.setup.genesis.chain_id.clone(),
             height: Height(request.height),
@@ -603,6 +666,7 @@ impl<S: Store + Clone + 'static> Engine<S> {
         self.verifier
             .push_with_verified_body(&block)
             .map_err(|source| ValidatorError::Unverifiable { height, source })?;
+        let registry = self.verifier.registry().encode();
         {
             let Ok(mut replay) = self.replay.lock() else {
                 return Ok(());
@@ -619,7 +683,7 @@ impl<S: Store + Clone + 'static> Engine<S> {
                 }
             }
         }
-        self.store.append(&block).await?;
+        self.store.append(&block, &registry).await?;
         self.last_block_ms = block.header.time_unix_ms;
         append_to_chain(&self.bus, &self.setup.streams, &self.store, &block).await?;
         tracing::info!(height, txs = block.txs.len(), hash = %block.hash(), "committed");
@@ -717,7 +781,7 @@ async fn catch_up_from_chain<S: Store>(
     bus: &Bus,
     streams: &StreamsConfig,
     store: &BlockStore<S>,
-    verifier: &mut ChainVerifier,
+    verifier: &mut ChainAuditor,
     replay: &mut ReplayWindow,
 ) -> Result<(), ValidatorError> {
     let stream = streams.stream_name(StreamKind::Chain);
@@ -725,15 +789,21 @@ async fn catch_up_from_chain<S: Store>(
     let mut height = verifier.next_height().0;
     while height <= last {
         let message = bus.get_message(&stream, height).await?;
-        let block = Block::decode(&message.payload)
-            .map_err(|source| ValidatorError::Unverifiable { height, source })?;
+        let block =
+            Block::decode(&message.payload).map_err(|source| ValidatorError::Unverifiable {
+                height,
+                source: AuditError::Block {
+                    height: Height(height),
+                    source,
+                },
+            })?;
         verifier
             .push(&block)
             .map_err(|source| ValidatorError::Unverifiable { height, source })?;
         if let Err((index, why)) = replay.apply_block(&block.txs, block.header.height) {
             tracing::error!(height, index, reason = %why, "CHAIN block breaks the replay window");
         }
-        store.append(&block).await?;
+        store.append(&block, &verifier.registry().encode()).await?;
         height += 1;
     }
     if height > 1 {

@@ -8,19 +8,12 @@ use std::time::Duration;
 use citychain_consensus::{SERVICE_NAME, ServiceError, serve};
 use citychain_runtime::{ConfigLoader, ServiceConfig, Shutdown};
 use citychain_testkit::genesis::network;
+use citychain_testkit::grpc::free_addr;
 use citychain_testkit::nats::NatsServer;
 use tokio::task::JoinHandle;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 const SEED: u64 = 23;
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free local port")
-}
 
 /// One validator of a four-validator network (the other three never start, so it never
 /// commits, but it does start and report a height).
@@ -63,16 +56,7 @@ reconnect = {{ initial = "50ms", max = "200ms" }}
 }
 
 async fn health(grpc: SocketAddr) -> Option<i32> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
-        .ok()?
-        .connect()
-        .await
-        .ok()?;
-    let request = HealthCheckRequest {
-        service: SERVICE_NAME.to_owned(),
-    };
-    let response = HealthClient::new(channel).check(request).await.ok()?;
-    Some(response.into_inner().status)
+    citychain_testkit::grpc::health(grpc, SERVICE_NAME).await
 }
 
 async fn wait_serving(grpc: SocketAddr, service: &JoinHandle<Result<(), ServiceError>>) {

@@ -11,7 +11,7 @@ use citychain_bus::local::NatsServer;
 use citychain_bus::{Bus, BusConfig, StreamKind, StreamsConfig, connect, ensure_streams};
 use citychain_consensus::{ConsensusSection, Status, ValidatorError, ValidatorSetup};
 use citychain_kernel::Genesis;
-use citychain_kernel::genesis::{build_genesis, department_plans};
+use citychain_kernel::genesis::{MemberPlan, Role, build_genesis, department_plans};
 use citychain_kernel::keys::KeyPair;
 use citychain_store::EmbeddedStore;
 use tempfile::TempDir;
@@ -32,16 +32,32 @@ pub struct Chain {
 
 impl Chain {
     /// A chain of `validators` departments, all of them validators, with keys from the
-    /// operating system's random source.
-    pub fn new(validators: usize) -> Result<Chain> {
+    /// operating system's random source, and one enterprise member per load signer (signing
+    /// with the key of that seed), since governance admits only members' transactions.
+    pub fn new(validators: usize, signer_seeds: &[[u8; 32]]) -> Result<Chain> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .context("the system clock is before 1970")?
             .as_millis() as u64;
-        let plans = department_plans(validators);
-        let (genesis, keys) =
-            build_genesis("citychain-bench", now, &plans, validators, random_seed)
-                .context("cannot build the benchmark genesis")?;
+        let mut plans = department_plans(validators);
+        plans.extend((0..signer_seeds.len()).map(|i| MemberPlan {
+            id: format!("bench.load-{i}"),
+            name: format!("Load signer {i}"),
+            role: Role::Enterprise,
+        }));
+        // Seeds are drawn two per member (signing, then encryption), in plan order.
+        let mut draws = 0usize;
+        let seed = || {
+            let member = draws / 2;
+            let signing = draws.is_multiple_of(2);
+            draws += 1;
+            match member.checked_sub(validators) {
+                Some(signer) if signing => signer_seeds[signer],
+                _ => random_seed(),
+            }
+        };
+        let (genesis, keys) = build_genesis("citychain-bench", now, &plans, validators, seed)
+            .context("cannot build the benchmark genesis")?;
         Ok(Chain {
             genesis,
             validator_keys: keys.into_iter().take(validators).collect(),

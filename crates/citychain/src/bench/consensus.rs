@@ -32,11 +32,9 @@ const MAX_BLOCKS_PER_S: f64 = 1_000.0;
 /// Runs the benchmark as `args` says and prints its results.
 pub async fn run(args: ConsensusArgs, cores: usize) -> Result<()> {
     let rates = args.rate.map_or_else(|| args.rates.clone(), |r| vec![r]);
-    let signers: Arc<Vec<SigningKey>> = Arc::new(
-        (0..args.signers)
-            .map(|_| SigningKey::from_seed(&random_seed()))
-            .collect(),
-    );
+    let signer_seeds: Vec<[u8; 32]> = (0..args.signers).map(|_| random_seed()).collect();
+    let signers: Arc<Vec<SigningKey>> =
+        Arc::new(signer_seeds.iter().map(SigningKey::from_seed).collect());
 
     eprintln!(
         "measuring batch signature verification ({} transactions a batch) on {cores} threads \
@@ -78,7 +76,7 @@ pub async fn run(args: ConsensusArgs, cores: usize) -> Result<()> {
             &args,
             &label,
             rate_asked,
-            &signers,
+            (&signer_seeds, &signers),
             cores,
             verified.tx_per_s,
         )
@@ -113,7 +111,7 @@ async fn one_run(
     args: &ConsensusArgs,
     label: &str,
     rate: f64,
-    signers: &Arc<Vec<SigningKey>>,
+    (signer_seeds, signers): (&[[u8; 32]], &Arc<Vec<SigningKey>>),
     cores: usize,
     verify_tx_per_s: f64,
 ) -> Result<(RunResult, Seen)> {
@@ -122,7 +120,7 @@ async fn one_run(
         "{label} {rate:.0} tx/s for {} s: signing {count} transactions, starting {} validators",
         args.duration, args.validators
     );
-    let chain = Chain::new(args.validators)?;
+    let chain = Chain::new(args.validators, signer_seeds)?;
     // Heights start at 1 on a fresh chain; an expiry of max_ttl is valid from there on.
     let max_ttl = ((args.duration + args.drain + 10.0) * MAX_BLOCKS_PER_S).max(1_000.0) as u64;
     let workload = {

@@ -149,6 +149,14 @@ pub struct TlsConfig {
     pub client_ca: Option<PathBuf>,
 }
 
+/// `[chain]`: which chain a service works on, shared by every service that reads the chain.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSection {
+    /// The genesis file.
+    pub genesis: std::path::PathBuf,
+}
+
 /// `[metrics]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]

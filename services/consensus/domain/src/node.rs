@@ -141,6 +141,12 @@ pub trait BlockChecker {
     fn already_verified(&self, _tx: &SignedTx) -> bool {
         false
     }
+
+    /// The validator set of the height after `decided`, when `decided` changes it (the chain's
+    /// governance decides that); `None` keeps the set. By default the set never changes.
+    fn next_validators(&self, _decided: &Block) -> Option<KernelValidatorSet> {
+        None
+    }
 }
 
 impl<F> BlockChecker for F
@@ -1377,6 +1383,10 @@ impl<C: BlockChecker> Node<C> {
             hash: block.hash(),
             time_unix_ms: block.header.time_unix_ms,
         });
+        if let Some(next_set) = self.checker.next_validators(&block) {
+            self.validators = ValidatorSet::from_kernel(&next_set);
+            self.kernel_validators = next_set;
+        }
         self.recent.push_back(block.clone());
         while self.recent.len() > self.params.recent_blocks {
             self.recent.pop_front();

@@ -1,0 +1,276 @@
+//! The ledger's store: the projection that writes each verified block with its indexes and
+//! the governance registry in one atomic commit, and the reads the API serves from it.
+//! The key layout is [`citychain_ledger_domain::keys`].
+
+use citychain_governance::{Registry, StateError};
+use citychain_kernel::{Block, BlockError, BlockHash, BlockHeader, Hash32, Height, PublicKey};
+use citychain_kernel::{TxId, ValidatorSet};
+use citychain_ledger_domain::keys::{self, TxLocation};
+use citychain_ledger_domain::{IndexEntry, Page, index_block};
+use citychain_store::{
+    Projection, Retryable, Scan, Store, StoreError, Transaction, put_pieces, read_pieces,
+};
+use thiserror::Error;
+
+/// The name the applied height is kept under.
+pub const PROJECTION_NAME: &str = "ledger";
+
+/// The store failed, or holds something it cannot read.
+#[derive(Debug, Error)]
+pub enum LedgerStoreError {
+    /// The store failed.
+    #[error("ledger store: {0}")]
+    Store(#[from] StoreError),
+    /// A stored block does not decode.
+    #[error("stored block {height} is damaged: {source}")]
+    Block {
+        /// Its height.
+        height: u64,
+        /// What is wrong.
+        source: BlockError,
+    },
+    /// The stored registry does not decode.
+    #[error("stored governance registry is damaged: {0}")]
+    Registry(#[from] StateError),
+    /// An index entry is damaged.
+    #[error("ledger index entry {key} is damaged")]
+    Index {
+        /// The key, in hex.
+        key: String,
+    },
+}
+
+impl Retryable for LedgerStoreError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, LedgerStoreError::Store(err) if err.is_retryable())
+    }
+}
+
+/// A block that passed the chain audit, with what applying it changed.
+#[derive(Debug)]
+pub struct VerifiedBlock {
+    /// The block.
+    pub block: Block,
+    /// Its encoding, as received.
+    pub bytes: Vec<u8>,
+    /// The registry after it.
+    pub registry: Vec<u8>,
+    /// Transactions in blocks 1 to this one.
+    pub transactions: u64,
+    /// The validator set that signed it.
+    pub validators: ValidatorSet,
+}
+
+/// Writes verified blocks and their indexes.
+#[derive(Debug, Default)]
+pub struct LedgerProjection;
+
+impl Projection for LedgerProjection {
+    type Block = VerifiedBlock;
+    type Error = LedgerStoreError;
+
+    fn name(&self) -> &str {
+        PROJECTION_NAME
+    }
+
+    async fn apply<T: Transaction>(
+        &self,
+        txn: &mut T,
+        height: u64,
+        verified: &VerifiedBlock,
+    ) -> Result<(), LedgerStoreError> {
+        put_pieces(txn, &keys::block(Height(height)), &verified.bytes).await?;
+        for IndexEntry { key, value } in index_block(&verified.block) {
+            txn.put(&key, &value)?;
+        }
+        let set_key = keys::validators(&verified.block.header.validators_hash);
+        if txn.get(&set_key).await?.is_none() {
+            txn.put(&set_key, &keys::encode_validators(&verified.validators))?;
+        }
+        put_pieces(txn, keys::REGISTRY, &verified.registry).await?;
+        txn.put(keys::TX_COUNT, &verified.transactions.to_be_bytes())?;
+        Ok(())
+    }
+}
+
+/// Reads the ledger's store.
+#[derive(Debug, Clone)]
+pub struct LedgerReader<S> {
+    store: S,
+}
+
+fn damaged(key: &[u8]) -> LedgerStoreError {
+    LedgerStoreError::Index {
+        key: hex::encode(key),
+    }
+}
+
+fn u64_value(key: &[u8], value: &[u8]) -> Result<u64, LedgerStoreError> {
+    Ok(u64::from_be_bytes(
+        value.try_into().map_err(|_| damaged(key))?,
+    ))
+}
+
+fn id_value(key: &[u8], value: &[u8]) -> Result<TxId, LedgerStoreError> {
+    let bytes: [u8; 32] = value.try_into().map_err(|_| damaged(key))?;
+    Ok(TxId(Hash32(bytes)))
+}
+
+impl<S: Store> LedgerReader<S> {
+    /// Reads `store`.
+    pub fn new(store: S) -> Self {
+        LedgerReader { store }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The encoded block at `height`, if applied.
+    pub async fn block_bytes(&self, height: Height) -> Result<Option<Vec<u8>>, LedgerStoreError> {
+        let mut txn = self.store.begin().await?;
+        Ok(read_pieces(&mut txn, &keys::block(height)).await?)
+    }
+
+    /// The block at `height`, if applied.
+    pub async fn block(&self, height: Height) -> Result<Option<Block>, LedgerStoreError> {
+        match self.block_bytes(height).await? {
+            Some(bytes) => {
+                Block::decode(&bytes)
+                    .map(Some)
+                    .map_err(|source| LedgerStoreError::Block {
+                        height: height.0,
+                        source,
+                    })
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The height of the block with `hash`, if applied.
+    pub async fn height_of(&self, hash: &BlockHash) -> Result<Option<Height>, LedgerStoreError> {
+        let key = keys::height_by_hash(hash);
+        let mut txn = self.store.begin().await?;
+        match txn.get(&key).await? {
+            Some(v) => Ok(Some(Height(u64_value(&key, &v)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Where transaction `id` committed, if it did.
+    pub async fn location(&self, id: &TxId) -> Result<Option<TxLocation>, LedgerStoreError> {
+        let key = keys::tx_location(id);
+        let mut txn = self.store.begin().await?;
+        match txn.get(&key).await? {
+            Some(v) => Ok(Some(TxLocation::decode(&v).ok_or_else(|| damaged(&key))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The committed transaction holding (signer, nonce), if any.
+    pub async fn nonce_holder(
+        &self,
+        signer: &PublicKey,
+        nonce: u64,
+    ) -> Result<Option<TxId>, LedgerStoreError> {
+        let key = keys::nonce(signer, nonce);
+        let mut txn = self.store.begin().await?;
+        match txn.get(&key).await? {
+            Some(v) => Ok(Some(id_value(&key, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The validator set whose hash is `hash`, if it signed an applied block.
+    pub async fn validators(
+        &self,
+        hash: &Hash32,
+    ) -> Result<Option<ValidatorSet>, LedgerStoreError> {
+        let key = keys::validators(hash);
+        let mut txn = self.store.begin().await?;
+        match txn.get(&key).await? {
+            Some(v) => Ok(Some(
+                keys::decode_validators(&v).ok_or_else(|| damaged(&key))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The registry after the last applied block, if any block was applied.
+    pub async fn registry(&self) -> Result<Option<Registry>, LedgerStoreError> {
+        let mut txn = self.store.begin().await?;
+        match read_pieces(&mut txn, keys::REGISTRY).await? {
+            Some(bytes) => Ok(Some(Registry::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Transactions in blocks 1 to the applied height.
+    pub async fn transactions(&self) -> Result<u64, LedgerStoreError> {
+        let mut txn = self.store.begin().await?;
+        match txn.get(keys::TX_COUNT).await? {
+            Some(v) => u64_value(keys::TX_COUNT, &v),
+            None => Ok(0),
+        }
+    }
+
+    /// The hashes of blocks 1 to `to`, in order (fewer if fewer are applied).
+    pub async fn block_hashes(&self, to: Height) -> Result<Vec<[u8; 32]>, LedgerStoreError> {
+        let end = keys::hash_by_height(Height(to.0.saturating_add(1)));
+        let mut txn = self.store.begin().await?;
+        let entries = txn
+            .scan(&Scan::range(keys::HASHES_BY_HEIGHT..end.as_slice()))
+            .await?;
+        entries
+            .into_iter()
+            .map(|(key, value)| value.as_slice().try_into().map_err(|_| damaged(&key)))
+            .collect()
+    }
+
+    /// One page of the transaction ids under `prefix` (a signer's or a subject's), with the
+    /// key of the last entry returned.
+    pub async fn tx_page(
+        &self,
+        prefix: &[u8],
+        page: &Page,
+    ) -> Result<(Vec<(TxLocation, TxId)>, Option<Vec<u8>>), LedgerStoreError> {
+        let end = citychain_store::prefix_end(prefix);
+        let scan = match &end {
+            Some(end) => Scan::range(page.start.as_slice()..end.as_slice()),
+            None => Scan::range(page.start.as_slice()..),
+        }
+        .limit(page.size);
+        let mut txn = self.store.begin().await?;
+        let entries = txn.scan(&scan).await?;
+        let last = entries.last().map(|(key, _)| key.clone());
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let location = key
+                .len()
+                .checked_sub(12)
+                .and_then(|at| TxLocation::decode(&key[at..]))
+                .ok_or_else(|| damaged(&key))?;
+            out.push((location, id_value(&key, &value)?));
+        }
+        Ok((out, last))
+    }
+
+    /// The headers of blocks from `from` upwards, at most `limit`.
+    pub async fn headers_from(
+        &self,
+        from: Height,
+        limit: usize,
+    ) -> Result<Vec<BlockHeader>, LedgerStoreError> {
+        let mut out = Vec::new();
+        let mut height = from;
+        while out.len() < limit {
+            match self.block(height).await? {
+                Some(block) => out.push(block.header),
+                None => break,
+            }
+            height = Height(height.0 + 1);
+        }
+        Ok(out)
+    }
+}
