@@ -1,20 +1,13 @@
 //! The binary as a user runs it: genesis init writes what genesis validate accepts, broken
 //! files are refused with the bad entry named, keys are written privately.
 
+mod common;
+
+use common::{citychain, text};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn citychain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_citychain"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::process::Output;
 
 fn init(dir: &Path, extra: &[&str]) -> Output {
     let out = dir.to_str().unwrap();

@@ -5,13 +5,16 @@
 //!
 //! Random choices are seeded; the seed is printed, and `CITYCHAIN_TEST_SEED` replays it.
 
+mod common;
+
+use common::{citychain, text};
+
 #[allow(dead_code)]
 #[path = "../src/verify_cmd.rs"]
 mod verify_cmd;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use citychain_kernel::{Block, Height, TransactionProof};
@@ -263,17 +266,6 @@ fn another_genesis_is_refused_before_any_block() {
 }
 
 // ----- the binary -----
-
-fn citychain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_citychain"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 struct OnDisk {
     _dir: tempfile::TempDir,
