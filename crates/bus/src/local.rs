@@ -108,6 +108,8 @@ pub struct NatsServerBuilder {
     config: Option<String>,
     args: Vec<OsString>,
     startup_timeout: Duration,
+    store_dir: Option<PathBuf>,
+    port: Option<u16>,
 }
 
 impl Default for NatsServerBuilder {
@@ -118,6 +120,8 @@ impl Default for NatsServerBuilder {
             config: None,
             args: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            store_dir: None,
+            port: None,
         }
     }
 }
@@ -164,6 +168,19 @@ impl NatsServerBuilder {
         self
     }
 
+    /// Keeps JetStream's data in `dir` (created if missing) instead of the temporary
+    /// directory, so it outlives the handle: a development network resumes its streams.
+    pub fn store_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.store_dir = Some(dir.into());
+        self
+    }
+
+    /// Listens on this port instead of a free one; a port in use is then an error.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     /// Starts the server and waits until it accepts connections.
     pub async fn start(self) -> Result<NatsServer, NatsServerError> {
         let binary = match self.binary.clone() {
@@ -177,7 +194,10 @@ impl NatsServerBuilder {
                 path: std::env::temp_dir(),
                 source,
             })?;
-        let store_dir = dir.path().join("jetstream");
+        let store_dir = self
+            .store_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("jetstream"));
         std::fs::create_dir_all(&store_dir).map_err(|source| NatsServerError::Io {
             path: store_dir.clone(),
             source,
@@ -206,6 +226,11 @@ impl NatsServerBuilder {
             dir,
         };
 
+        if let Some(port) = server.options.port {
+            server.port = port;
+            server.launch().await?;
+            return Ok(server);
+        }
         // The free port is found by binding and releasing it, so another process can grab it
         // before the server binds; a fresh port is tried when that happens.
         let mut last_error = None;

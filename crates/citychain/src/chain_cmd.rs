@@ -5,14 +5,15 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use citychain_kernel::{Block, ExportWriter};
+use citychain_kernel::{Block, ExportWriter, Genesis};
 use citychain_proto::citychain::ledger::v1 as pb;
 use citychain_proto::citychain::ledger::v1::ledger_service_client::LedgerServiceClient;
 use clap::{Args, Subcommand};
 
+use crate::dev_cmd::Endpoints;
 use crate::verify_cmd::load_genesis;
 
 #[derive(Debug, Subcommand)]
@@ -23,16 +24,20 @@ pub enum ChainCommand {
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Example:
-  citychain chain export --ledger http://127.0.0.1:7101 --genesis genesis.json --out chain.export
+Examples:
+  citychain chain export --home .citychain --out chain.export        # the network `citychain dev` runs
+  citychain chain export --ledger http://127.0.0.1:7110 --genesis genesis.json --out chain.export
   citychain verify genesis.json chain.export")]
 pub struct ExportArgs {
-    /// The ledger service's gRPC address.
+    /// The ledger service's gRPC address (default: the one under --home).
     #[arg(long, value_name = "URL")]
-    ledger: String,
-    /// The chain's genesis file (its hash is written into the export's header).
+    ledger: Option<String>,
+    /// The home folder of a `citychain dev` network: its ledger and genesis are used.
+    #[arg(long, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// The chain's genesis file (default: HOME/genesis.json); its hash goes into the header.
     #[arg(long, value_name = "FILE")]
-    genesis: PathBuf,
+    genesis: Option<PathBuf>,
     /// Where to write the export.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
@@ -40,68 +45,85 @@ pub struct ExportArgs {
 
 pub fn run(cmd: ChainCommand) -> Result<()> {
     match cmd {
-        ChainCommand::Export(args) => export(args),
+        ChainCommand::Export(args) => {
+            let (ledger, genesis) = resolve(args.ledger, args.genesis, args.home.as_deref())?;
+            let genesis = load_genesis(&genesis)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let blocks = runtime.block_on(export(&ledger, &genesis, &args.out))?;
+            println!(
+                "exported blocks 1..{blocks} of chain {} to {}",
+                genesis.chain_id,
+                args.out.display()
+            );
+            Ok(())
+        }
     }
 }
 
-fn export(args: ExportArgs) -> Result<()> {
-    let genesis = load_genesis(&args.genesis)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let partial = args.out.with_extension("partial");
+/// The ledger address and genesis file from the flags, falling back on a dev home folder.
+pub fn resolve(
+    ledger: Option<String>,
+    genesis: Option<PathBuf>,
+    home: Option<&Path>,
+) -> Result<(String, PathBuf)> {
+    let ledger = match (ledger, home) {
+        (Some(url), _) => url,
+        (None, Some(home)) => Endpoints::read(home)?.ledger()?.to_owned(),
+        (None, None) => bail!("give --ledger URL or --home DIR"),
+    };
+    let genesis = match (genesis, home) {
+        (Some(file), _) => file,
+        (None, Some(home)) => home.join("genesis.json"),
+        (None, None) => bail!("give --genesis FILE or --home DIR"),
+    };
+    Ok((ledger, genesis))
+}
+
+/// Writes blocks 1 to the ledger's tip to `out` (through a temporary file renamed at the
+/// end); returns the last height written.
+pub async fn export(ledger: &str, genesis: &Genesis, out: &Path) -> Result<u64> {
+    let partial = out.with_extension("partial");
     let file =
         File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
-    let mut writer = ExportWriter::new(BufWriter::new(file), &genesis)?;
-    let blocks = runtime.block_on(async {
-        let mut ledger = LedgerServiceClient::connect(args.ledger.clone())
-            .await
-            .with_context(|| format!("cannot connect to the ledger at {}", args.ledger))?
-            .max_decoding_message_size(64 << 20);
-        let tip = ledger
-            .list_blocks(pb::ListBlocksRequest {
-                from_height: 1,
-                page_size: 1,
-                page_token: String::new(),
+    let mut writer = ExportWriter::new(BufWriter::new(file), genesis)?;
+    let mut client = LedgerServiceClient::connect(ledger.to_owned())
+        .await
+        .with_context(|| format!("cannot connect to the ledger at {ledger}"))?
+        .max_decoding_message_size(64 << 20);
+    let tip = client
+        .list_blocks(pb::ListBlocksRequest {
+            from_height: 1,
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await?
+        .into_inner()
+        .tip_height;
+    for height in 1..=tip {
+        let response = client
+            .get_block(pb::GetBlockRequest {
+                at: Some(pb::get_block_request::At::Height(height)),
             })
-            .await?
-            .into_inner()
-            .tip_height;
-        for height in 1..=tip {
-            let response = ledger
-                .get_block(pb::GetBlockRequest {
-                    at: Some(pb::get_block_request::At::Height(height)),
-                })
-                .await
-                .with_context(|| format!("cannot fetch block {height}"))?
-                .into_inner();
-            let Some(proto) = response.block else {
-                bail!("the ledger returned no block for height {height}");
-            };
-            let block = Block::decode(&prost::Message::encode_to_vec(&proto))
-                .with_context(|| format!("the ledger's block {height} does not decode"))?;
-            writer.push(&block)?;
-            if height % 1_000 == 0 {
-                eprintln!("exported {height} of {tip} blocks");
-            }
+            .await
+            .with_context(|| format!("cannot fetch block {height}"))?
+            .into_inner();
+        let Some(proto) = response.block else {
+            bail!("the ledger returned no block for height {height}");
+        };
+        let block = Block::decode(&prost::Message::encode_to_vec(&proto))
+            .with_context(|| format!("the ledger's block {height} does not decode"))?;
+        writer.push(&block)?;
+        if height % 1_000 == 0 {
+            eprintln!("exported {height} of {tip} blocks");
         }
-        Ok::<u64, anyhow::Error>(tip)
-    })?;
-    let mut out = writer.finish()?;
-    out.flush()?;
-    drop(out);
-    std::fs::rename(&partial, &args.out).with_context(|| {
-        format!(
-            "cannot rename {} to {}",
-            partial.display(),
-            args.out.display()
-        )
-    })?;
-    println!(
-        "exported blocks 1..{blocks} of chain {} to {}",
-        genesis.chain_id,
-        args.out.display()
-    );
-    Ok(())
+    }
+    let mut file = writer.finish()?;
+    file.flush()?;
+    drop(file);
+    std::fs::rename(&partial, out)
+        .with_context(|| format!("cannot rename {} to {}", partial.display(), out.display()))?;
+    Ok(tip)
 }

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use citychain_kernel::Genesis;
 use citychain_kernel::genesis::{
     MemberPlan, Role, build_genesis, department_plans, sample_member_plans,
 };
+use citychain_kernel::{Genesis, KeyPair};
 use clap::Subcommand;
 use serde::Deserialize;
 
@@ -102,6 +102,37 @@ fn read_members_file(path: &Path) -> Result<Vec<MemberPlan>> {
         .collect()
 }
 
+/// Writes `DIR/genesis.json` and `DIR/keys/<member>.json` (owner-only); refuses to replace
+/// existing files unless `force`. Returns the genesis file's path.
+pub fn write_network(
+    out: &Path,
+    genesis: &Genesis,
+    keys: &[KeyPair],
+    force: bool,
+) -> Result<PathBuf> {
+    let key_dir = out.join("keys");
+    std::fs::create_dir_all(&key_dir)
+        .with_context(|| format!("cannot create {}", key_dir.display()))?;
+    let genesis_path = out.join("genesis.json");
+    if genesis_path.exists() && !force {
+        bail!(
+            "{} already exists; pass --force to overwrite it",
+            genesis_path.display()
+        );
+    }
+    for key in keys {
+        let id = key.member_id.as_deref().expect("planned members have ids");
+        write_secret(
+            &key_dir.join(format!("{id}.json")),
+            &key.to_key_file(),
+            force,
+        )?;
+    }
+    std::fs::write(&genesis_path, genesis.to_json())
+        .with_context(|| format!("cannot write {}", genesis_path.display()))?;
+    Ok(genesis_path)
+}
+
 pub fn run(cmd: GenesisCommand) -> Result<()> {
     match cmd {
         GenesisCommand::Init {
@@ -137,26 +168,7 @@ pub fn run(cmd: GenesisCommand) -> Result<()> {
                     .as_millis() as u64,
             };
             let (genesis, keys) = build_genesis(&chain_id, time, &plans, validators, random_seed)?;
-            let key_dir = out.join("keys");
-            std::fs::create_dir_all(&key_dir)
-                .with_context(|| format!("cannot create {}", key_dir.display()))?;
-            let genesis_path = out.join("genesis.json");
-            if genesis_path.exists() && !force {
-                bail!(
-                    "{} already exists; pass --force to overwrite it",
-                    genesis_path.display()
-                );
-            }
-            for key in &keys {
-                let id = key.member_id.as_deref().expect("planned members have ids");
-                write_secret(
-                    &key_dir.join(format!("{id}.json")),
-                    &key.to_key_file(),
-                    force,
-                )?;
-            }
-            std::fs::write(&genesis_path, genesis.to_json())
-                .with_context(|| format!("cannot write {}", genesis_path.display()))?;
+            let genesis_path = write_network(&out, &genesis, &keys, force)?;
             println!(
                 "wrote {} (chain {}, {} members, {} validators, hash {})",
                 genesis_path.display(),
@@ -165,7 +177,11 @@ pub fn run(cmd: GenesisCommand) -> Result<()> {
                 genesis.validators.len(),
                 genesis.hash()
             );
-            println!("wrote {} key files to {}", keys.len(), key_dir.display());
+            println!(
+                "wrote {} key files to {}",
+                keys.len(),
+                out.join("keys").display()
+            );
             Ok(())
         }
         GenesisCommand::Validate { file } => {

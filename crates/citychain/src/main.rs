@@ -6,6 +6,8 @@
 
 mod bench_cmd;
 mod chain_cmd;
+mod demo_cmd;
+mod dev_cmd;
 mod files;
 mod genesis_cmd;
 mod keys_cmd;
@@ -45,6 +47,10 @@ enum Command {
     /// Prints the heights, blocks, transactions and validator signatures checked; on failure
     /// exits 1 with one line naming the first bad height and what is wrong.
     Verify(verify_cmd::VerifyArgs),
+    /// Run the whole network on this machine: nats-server, four validators, every service.
+    Dev(dev_cmd::DevArgs),
+    /// Walk through the platforms' scenarios against the network `citychain dev` runs.
+    Demo(demo_cmd::DemoArgs),
     /// Export the chain from a running ledger service.
     #[command(subcommand)]
     Chain(chain_cmd::ChainCommand),
@@ -63,6 +69,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify_cmd::run(args),
         Command::Proof(cmd) => proof_cmd::run(cmd),
         Command::Chain(cmd) => chain_cmd::run(cmd),
+        Command::Dev(args) => dev_cmd::run(args),
+        Command::Demo(args) => demo_cmd::run(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

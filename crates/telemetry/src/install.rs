@@ -164,7 +164,9 @@ impl TelemetryBuilder {
                 !is_export_machinery(meta.target())
             }));
         let fmt_layer = match self.config.log_format {
+            // Colours only on a terminal: piped logs (files, `citychain dev`) stay plain text.
             LogFormat::Human => tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(std::io::stderr)
                 .boxed(),
             LogFormat::Json => tracing_subscriber::fmt::layer()

@@ -3,9 +3,6 @@
 
 use std::net::SocketAddr;
 
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
-
 /// A local address nothing listens on right now.
 pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -13,17 +10,6 @@ pub fn free_addr() -> SocketAddr {
         .expect("a free local port")
 }
 
-/// The serving status (`ServingStatus as i32`) the health service at `addr` reports for
-/// `service`; `None` when nothing answers there.
-pub async fn health(addr: SocketAddr, service: &str) -> Option<i32> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .ok()?
-        .connect()
-        .await
-        .ok()?;
-    let request = HealthCheckRequest {
-        service: service.to_owned(),
-    };
-    let response = HealthClient::new(channel).check(request).await.ok()?;
-    Some(response.into_inner().status)
-}
+/// The serving status (`ServingStatus as i32`) the health service at `addr` reports for a
+/// service; `None` when nothing answers there.
+pub use citychain_runtime::grpc::health_status as health;

@@ -101,3 +101,23 @@ pub(crate) fn read_pem(path: &Path) -> Result<Vec<u8>, GrpcError> {
         source,
     })
 }
+
+/// The serving status (`ServingStatus as i32`) the gRPC health service at `addr` (a plain
+/// `host:port`, no TLS) reports for `service`; `None` when nothing answers there within a
+/// second. For readiness checks by supervisors and tests.
+pub async fn health_status(addr: std::net::SocketAddr, service: &str) -> Option<i32> {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .ok()?
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .connect()
+        .await
+        .ok()?;
+    let request = tonic_health::pb::HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    let response = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(request)
+        .await
+        .ok()?;
+    Some(response.into_inner().status)
+}

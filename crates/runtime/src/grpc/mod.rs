@@ -40,7 +40,7 @@ pub use tonic_health::server::HealthReporter;
 
 pub use client::{
     TraceContextInterceptor, TracedChannel, client_tls_from_files, connect_channel,
-    connect_channel_lazy,
+    connect_channel_lazy, health_status,
 };
 pub use limit::RequestLimitLayer;
 pub use trace::GrpcTraceLayer;
