@@ -35,13 +35,58 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::error::{DecodeError, SignatureError};
 use crate::hash::{hex_bytes, serde_as_text};
 
+/// How many parsed keys each thread remembers.
+pub const PARSED_KEYS_PER_THREAD: usize = 4_096;
+
+/// Keys that passed [`PublicKey::from_bytes`], in insertion order for eviction.
+#[derive(Default)]
+struct ParsedKeys {
+    keys: std::collections::BTreeMap<[u8; 32], PublicKey>,
+    order: std::collections::VecDeque<[u8; 32]>,
+}
+
+impl ParsedKeys {
+    fn get(&self, bytes: &[u8; 32]) -> Option<PublicKey> {
+        self.keys.get(bytes).copied()
+    }
+
+    fn insert(&mut self, bytes: [u8; 32], key: PublicKey) {
+        if self.keys.insert(bytes, key).is_none() {
+            self.order.push_back(bytes);
+            if self.order.len() > PARSED_KEYS_PER_THREAD
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.keys.remove(&oldest);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static PARSED: std::cell::RefCell<ParsedKeys> = std::cell::RefCell::default();
+}
+
 /// An ed25519 verifying key that is a valid point of large order.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PublicKey(ed25519_dalek::VerifyingKey);
 
 impl PublicKey {
     /// Parses and checks 32 bytes: refuses non-points and small-order points.
+    ///
+    /// Decompressing a point costs about as much as a fifth of a signature check, and the
+    /// same few signers' keys arrive in every transaction, so keys that passed are remembered
+    /// per thread (at most [`PARSED_KEYS_PER_THREAD`], oldest forgotten first). The answer for
+    /// a given 32 bytes is the same with or without the cache.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, SignatureError> {
+        if let Some(key) = PARSED.with(|cache| cache.borrow().get(bytes)) {
+            return Ok(key);
+        }
+        let key = PublicKey::parse(bytes)?;
+        PARSED.with(|cache| cache.borrow_mut().insert(*bytes, key));
+        Ok(key)
+    }
+
+    fn parse(bytes: &[u8; 32]) -> Result<Self, SignatureError> {
         let key = ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|_| {
             SignatureError::InvalidKey {
                 key: hex::encode(bytes),
@@ -474,6 +519,29 @@ mod tests {
             &[n; 32],
             &[n.wrapping_add(100); 32],
         )
+    }
+
+    #[test]
+    fn remembered_keys_answer_as_parsing_does_and_the_cache_stays_bounded() {
+        let keys: Vec<[u8; 32]> = (0..PARSED_KEYS_PER_THREAD as u32 + 10)
+            .map(|i| {
+                let mut seed = [0u8; 32];
+                seed[..4].copy_from_slice(&i.to_be_bytes());
+                SigningKey::from_seed(&seed).public_key().to_bytes()
+            })
+            .collect();
+        for bytes in keys.iter().chain(keys.iter()) {
+            let cached = PublicKey::from_bytes(bytes).unwrap();
+            assert_eq!(cached, PublicKey::parse(bytes).unwrap());
+        }
+        let remembered = PARSED.with(|c| c.borrow().keys.len());
+        assert!(remembered <= PARSED_KEYS_PER_THREAD, "{remembered}");
+        // A refused key is refused every time (small order: the identity point).
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for _ in 0..2 {
+            assert!(PublicKey::from_bytes(&identity).is_err());
+        }
     }
 
     #[test]
