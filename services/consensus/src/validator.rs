@@ -135,6 +135,11 @@ impl Subjects {
     }
 }
 
+/// The header naming the sending validator's key (hex) on consensus messages. It only lets a
+/// validator skip its own echoed messages; the engine authenticates every message by its
+/// signature, never by this header.
+const SENDER_HEADER: &str = "Citychain-Sender";
+
 /// Everything a validator needs.
 #[derive(Debug, Clone)]
 pub struct ValidatorSetup {
@@ -257,6 +262,8 @@ fn verified_key(tx: &SignedTx) -> VerifiedTx {
 /// A running validator's engine state, owned by one task.
 struct Engine<S: Store> {
     setup: ValidatorSetup,
+    /// This validator's key in hex, as [`SENDER_HEADER`] carries it.
+    own_key: String,
     bus: Bus,
     subjects: Subjects,
     store: BlockStore<S>,
@@ -349,8 +356,19 @@ pub async fn run<S: Store + Clone + 'static>(
                     reason: e.to_string(),
                 })?;
         let net_tx = net_tx.clone();
+        let own = key.to_string();
         tasks.spawn(async move {
             while let Some(message) = sub.next().await {
+                // NATS echoes our own broadcasts back; the engine never needs them, and
+                // decoding our own proposal would cost as much as a peer's.
+                let echoed = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(SENDER_HEADER))
+                    .is_some_and(|sender| sender.as_str() == own);
+                if echoed {
+                    continue;
+                }
                 if net_tx.send(message.payload).await.is_err() {
                     break;
                 }
@@ -373,6 +391,7 @@ pub async fn run<S: Store + Clone + 'static>(
         .await?;
 
     let mut engine = Engine {
+        own_key: key.to_string(),
         bus,
         subjects,
         store: blocks,
@@ -519,10 +538,12 @@ impl<S: Store + Clone + 'static> Engine<S> {
     }
 
     async fn publish(&self, subject: &str, envelope: &Envelope) {
+        let mut headers = HeaderMap::new();
+        headers.insert(SENDER_HEADER, self.own_key.as_str());
         if let Err(err) = self
             .bus
             .client()
-            .publish(subject.to_owned(), envelope.encode().into())
+            .publish_with_headers(subject.to_owned(), headers, envelope.encode().into())
             .await
         {
             tracing::warn!(subject, error = %err, "consensus message not sent");
