@@ -45,7 +45,9 @@ pub use error::BusError;
 pub use publish::Appended;
 pub use read::{StoredMessage, StreamState};
 pub use request::{Request, Responder};
-pub use streams::{EnsuredStream, StreamKind, StreamSettings, StreamsConfig, ensure_streams};
+pub use streams::{
+    EnsuredStream, StreamKind, StreamSettings, StreamsConfig, connect_to_chain, ensure_streams,
+};
 
 /// JetStream's de-duplication header: a message whose id was already seen within the stream's
 /// duplicate window is acknowledged but not stored again.

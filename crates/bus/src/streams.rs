@@ -325,6 +325,25 @@ pub struct EnsuredStream {
     pub created: bool,
 }
 
+/// What a service does first on NATS: connects (named `default_name` unless the
+/// configuration names the client, so the server's connection list tells services apart) and
+/// creates or updates chain `chain_id`'s streams with `replicas` replicas.
+pub async fn connect_to_chain(
+    config: &crate::config::BusConfig,
+    default_name: &str,
+    chain_id: &str,
+    replicas: usize,
+) -> Result<(Bus, StreamsConfig), BusError> {
+    let mut config = config.clone();
+    if config.client_name == crate::config::BusConfig::default().client_name {
+        config.client_name = default_name.to_owned();
+    }
+    let bus = crate::bus::connect(&config).await?;
+    let streams = StreamsConfig::new(chain_id)?.with_replicas(replicas);
+    ensure_streams(&bus, &streams).await?;
+    Ok((bus, streams))
+}
+
 /// Creates the chain's three streams, or updates them to `config` if they exist. Safe to call
 /// on every start and from several services at once: a second call changes nothing, and a call
 /// with new limits or replicas updates the streams in place.

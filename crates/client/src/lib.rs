@@ -69,6 +69,18 @@ pub enum ClientError {
     Unexpected(String),
 }
 
+/// The first page of one block: the chain's first header and the ledger's tip height.
+async fn first_block(
+    client: &mut LedgerServiceClient<Channel>,
+) -> Result<pb::ListBlocksResponse, tonic::Status> {
+    let request = pb::ListBlocksRequest {
+        from_height: 1,
+        page_size: 1,
+        page_token: String::new(),
+    };
+    Ok(client.list_blocks(request).await?.into_inner())
+}
+
 /// Signs transactions for one key, numbering nonces from a starting value so many can be in
 /// flight at once.
 #[derive(Debug)]
@@ -130,14 +142,7 @@ impl LedgerClient {
             .connect_timeout(Duration::from_secs(5));
         let channel = endpoint.connect().await.map_err(|e| fail(e.to_string()))?;
         let mut inner = LedgerServiceClient::new(channel).max_decoding_message_size(64 << 20);
-        let chain = inner
-            .list_blocks(pb::ListBlocksRequest {
-                from_height: 1,
-                page_size: 1,
-                page_token: String::new(),
-            })
-            .await?
-            .into_inner();
+        let chain = first_block(&mut inner).await?;
         let chain_id = match chain.blocks.first().and_then(|b| b.header.as_ref()) {
             Some(header) => ChainId::new(header.chain_id.clone())
                 .map_err(|e| ClientError::Unexpected(e.to_string()))?,
@@ -162,15 +167,7 @@ impl LedgerClient {
 
     /// The last height the ledger applied.
     pub async fn tip_height(&mut self) -> Result<u64, ClientError> {
-        let response = self
-            .inner
-            .list_blocks(pb::ListBlocksRequest {
-                from_height: 1,
-                page_size: 1,
-                page_token: String::new(),
-            })
-            .await?;
-        Ok(response.into_inner().tip_height)
+        Ok(first_block(&mut self.inner).await?.tip_height)
     }
 
     /// Signs `body` with an expiry [`DEFAULT_TTL`] heights after the ledger's tip.

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use citychain_bus::{BusConfig, BusError, StreamsConfig, connect, ensure_streams};
+use citychain_bus::{BusError, connect_to_chain};
 use citychain_kernel::{Genesis, KeyError, KeyPair};
 use citychain_proto::citychain::consensus::v1::consensus_service_server::ConsensusServiceServer;
 use citychain_runtime::config::ServiceConfig;
@@ -114,15 +114,14 @@ pub async fn serve(
         "starting validator"
     );
 
-    let bus = connect(&nats_config(&own.nats, &identity))
-        .await
-        .map_err(ServiceError::Nats)?;
-    let streams = StreamsConfig::new(genesis.chain_id.as_str())
-        .map_err(ServiceError::Nats)?
-        .with_replicas(config.extra.consensus.stream_replicas);
-    ensure_streams(&bus, &streams)
-        .await
-        .map_err(ServiceError::Nats)?;
+    let (bus, streams) = connect_to_chain(
+        &own.nats,
+        &format!("citychain-consensus-{}", identity.member_id),
+        genesis.chain_id.as_str(),
+        own.consensus.stream_replicas,
+    )
+    .await
+    .map_err(ServiceError::Nats)?;
 
     let status: Arc<Mutex<Status>> = Arc::default();
     let server = GrpcServer::new(&config.grpc)?;
@@ -196,16 +195,6 @@ fn identify(
         key: public,
         member_id: validator.member_id.clone(),
     })
-}
-
-/// `[nats]` with the member in the client name, unless the configuration chose one, so the
-/// server's connection list tells the validators apart.
-fn nats_config(nats: &BusConfig, identity: &ValidatorIdentity) -> BusConfig {
-    let mut config = nats.clone();
-    if config.client_name == BusConfig::default().client_name {
-        config.client_name = format!("citychain-consensus-{}", identity.member_id);
-    }
-    config
 }
 
 /// Marks the consensus API SERVING once the validator reports a height: it does so only

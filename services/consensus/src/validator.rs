@@ -244,11 +244,20 @@ impl citychain_consensus_domain::BlockChecker for ProposalRules {
     }
 }
 
-/// Whether governance lets the signer send this transaction at the next height.
-fn authorized(registry: &Mutex<Registry>, tx: &SignedTx) -> bool {
-    registry
-        .lock()
-        .is_ok_and(|r| r.authorize(tx.signer(), &tx.body().type_url).is_ok())
+/// Keeps the transactions whose signer governance lets send them at the next height, taking
+/// the registry's lock once for the whole batch.
+fn retain_authorized(registry: &Mutex<Registry>, txs: &mut Vec<SignedTx>) {
+    let Ok(registry) = registry.lock() else {
+        txs.clear();
+        return;
+    };
+    txs.retain(|tx| match registry.authorize(tx.signer(), &tx.body().type_url) {
+        Ok(_) => true,
+        Err(why) => {
+            tracing::debug!(tx = %tx.id(), reason = %why, "transaction left out: governance refuses its signer");
+            false
+        }
+    });
 }
 
 /// A transaction whose signature was verified: its id with the signature, since the id does
@@ -589,7 +598,8 @@ impl<S: Store + Clone + 'static> Engine<S> {
         });
     }
 
-    fn admit(&mut self, txs: Vec<SignedTx>) {
+    fn admit(&mut self, mut txs: Vec<SignedTx>) {
+        retain_authorized(&self.registry, &mut txs);
         let Ok(replay) = self.replay.lock() else {
             return;
         };
@@ -603,10 +613,6 @@ impl<S: Store + Clone + 'static> Engine<S> {
             verified.clear();
         }
         for tx in txs {
-            if !authorized(&self.registry, &tx) {
-                tracing::debug!(tx = %tx.id(), "transaction not admitted: governance refuses its signer");
-                continue;
-            }
             let key = verified_key(&tx);
             match self.mempool.admit(tx, &replay, next) {
                 Ok(()) => {
@@ -652,7 +658,7 @@ impl<S: Store + Clone + 'static> Engine<S> {
             Err(_) => Vec::new(),
         };
         // Governance may have changed since admission (a key rotated, a member suspended).
-        txs.retain(|tx| authorized(&self.registry, tx));
+        retain_authorized(&self.registry, &mut txs);
         let header = BlockHeader {
             chain_id: self.setup.genesis.chain_id.clone(),
             height: Height(request.height),

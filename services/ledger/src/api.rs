@@ -12,7 +12,9 @@ use citychain_bus::{Bus, HeaderMap, StreamsConfig};
 use citychain_governance::{KeyStatus, MemberStatus, Registry};
 use citychain_kernel::merkle::MerkleTree;
 use citychain_kernel::proof::TransactionProof;
-use citychain_kernel::{Block, BlockHash, ChainId, Hash32, Height, PublicKey, SignedTx, TxId};
+use citychain_kernel::{
+    Block, BlockHash, ChainId, Hash32, Height, PublicKey, SignedTx, TxId, ValidatorSet,
+};
 use citychain_ledger_domain::keys::{self, TxLocation};
 use citychain_ledger_domain::status::Submitted;
 use citychain_ledger_domain::{Lookup, Page, TxStatus, decide_status};
@@ -209,6 +211,19 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
         })
     }
 
+    /// The validator set that signed `block` (stored when the block was applied).
+    async fn validators_of(&self, block: &Block) -> Result<ValidatorSet, ApiError> {
+        self.reader
+            .validators(&block.header.validators_hash)
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "the validator set of block {} is not stored",
+                    block.header.height.0
+                ))
+            })
+    }
+
     async fn get_transaction(&self, id: &str) -> Result<pb::GetTransactionResponse, ApiError> {
         let id = TxId(parse_id("id", id)?);
         let location =
@@ -216,16 +231,7 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
                 ApiError::NotFound(format!("transaction {id} is not on the chain"))
             })?;
         let block = self.block_at(location.height).await?;
-        let validators = self
-            .reader
-            .validators(&block.header.validators_hash)
-            .await?
-            .ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "the validator set of block {} is not stored",
-                    location.height.0
-                ))
-            })?;
+        let validators = self.validators_of(&block).await?;
         let proof = TransactionProof::build(&block, u64::from(location.index), &validators)
             .map_err(|err| ApiError::NotFound(format!("cannot build the proof: {err}")))?;
         let signer = block.txs[location.index as usize].signer();
@@ -335,11 +341,7 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
             return Err(ApiError::NotFound("no block is on the chain yet".into()));
         }
         let block = self.block_at(height).await?;
-        let validators = self
-            .reader
-            .validators(&block.header.validators_hash)
-            .await?
-            .unwrap_or_else(|| citychain_kernel::ValidatorSet::new(Vec::new()));
+        let validators = self.validators_of(&block).await?;
         let hashes = self.reader.block_hashes(height).await?;
         let history_root = MerkleTree::new(&hashes).root();
         Ok(pb::Checkpoint {

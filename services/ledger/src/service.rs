@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use citychain_bus::{BusError, StreamsConfig, connect, ensure_streams};
+use citychain_bus::{BusError, connect_to_chain};
 use citychain_proto::citychain::ledger::v1::ledger_service_server::LedgerServiceServer;
 use citychain_runtime::config::ServiceConfig;
 use citychain_runtime::grpc::HealthReporter;
@@ -69,17 +69,14 @@ pub async fn serve(
     let store = open_embedded_store(&own.ledger.data_dir, STORE_FILE).await?;
     tracing::info!(chain = %genesis.chain_id, "starting ledger");
 
-    let mut nats = own.nats.clone();
-    if nats.client_name == citychain_bus::BusConfig::default().client_name {
-        nats.client_name = "citychain-ledger".into();
-    }
-    let bus = connect(&nats).await.map_err(ServiceError::Nats)?;
-    let streams = StreamsConfig::new(genesis.chain_id.as_str())
-        .map_err(ServiceError::Nats)?
-        .with_replicas(own.ledger.stream_replicas);
-    ensure_streams(&bus, &streams)
-        .await
-        .map_err(ServiceError::Nats)?;
+    let (bus, streams) = connect_to_chain(
+        &own.nats,
+        "citychain-ledger",
+        genesis.chain_id.as_str(),
+        own.ledger.stream_replicas,
+    )
+    .await
+    .map_err(ServiceError::Nats)?;
 
     let shared = Shared::new(&genesis);
     let follower = Follower::resume(
