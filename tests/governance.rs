@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use citychain_client::{LedgerClient, Signer};
-use citychain_governance::{Action, ProposalId, approve_body, propose_body};
+use citychain_governance::Action;
 use citychain_kernel::proof::TransactionProof;
 use citychain_kernel::{Block, KeyPair, MemberId, TxBody, Validator, ValidatorSet};
 use citychain_proto::citychain::ledger::v1 as pb;
@@ -14,14 +14,6 @@ use citychain_testkit::genesis::network;
 
 const SEED: u64 = 53;
 
-fn signer(net: &Network, member: &str, first_nonce: u64) -> Signer {
-    Signer::new(
-        net.net.genesis.chain_id.clone(),
-        net.net.keys[member].signing.clone(),
-        first_nonce,
-    )
-}
-
 fn departments(net: &Network) -> Vec<String> {
     net.net
         .genesis
@@ -29,30 +21,6 @@ fn departments(net: &Network) -> Vec<String> {
         .iter()
         .map(|v| v.to_string())
         .collect()
-}
-
-/// Proposes `action` by the first department and has the next two approve it; returns the
-/// height at which the last approval committed.
-async fn pass(net: &Network, client: &mut LedgerClient, id: &str, action: &Action) -> u64 {
-    let depts = departments(net);
-    let proposal = ProposalId::new(id).unwrap();
-    let nonce = 1_000 * (id.len() as u64);
-    client
-        .submit_and_wait(
-            &signer(net, &depts[0], nonce),
-            propose_body(&proposal, action),
-        )
-        .await
-        .unwrap();
-    client
-        .submit_and_wait(&signer(net, &depts[1], nonce), approve_body(&proposal))
-        .await
-        .unwrap();
-    client
-        .submit_and_wait(&signer(net, &depts[2], nonce), approve_body(&proposal))
-        .await
-        .unwrap()
-        .height
 }
 
 async fn block(client: &mut LedgerClient, height: u64) -> Block {
@@ -79,17 +47,17 @@ async fn a_validator_set_change_is_followed_by_consensus_from_the_next_height() 
         .map(|d| MemberId::new(d.clone()).unwrap())
         .collect();
 
-    let passed = pass(
-        &net,
-        &mut client,
-        "three-validators",
-        &Action::SetValidators(remaining.clone()),
-    )
-    .await;
+    let passed = net
+        .pass(
+            &mut client,
+            "three-validators",
+            &Action::SetValidators(remaining.clone()),
+        )
+        .await;
     // The chain goes on under the new set: a later transaction commits.
     let later = client
         .submit_and_wait(
-            &signer(&net, &depts[3], 1),
+            &net.signer(&depts[3], 1),
             TxBody::new("citychain.test.v1.Note", b"after".to_vec()),
         )
         .await
@@ -146,7 +114,7 @@ async fn a_rotated_key_is_refused_from_the_rotation_height_and_its_old_transacti
         .find(|id| id.starts_with("bank."))
         .cloned()
         .unwrap();
-    let old = signer(&net, &bank, 1);
+    let old = net.signer(&bank, 1);
     let before = client
         .sign(
             &old,
@@ -161,17 +129,17 @@ async fn a_rotated_key_is_refused_from_the_rotation_height_and_its_old_transacti
         .unwrap();
 
     let fresh = KeyPair::from_seeds(None, &[31; 32], &[32; 32]);
-    let rotated_at = pass(
-        &net,
-        &mut client,
-        "rotate-bank",
-        &Action::RotateKey {
-            member: MemberId::new(bank.clone()).unwrap(),
-            signing_key: fresh.signing.public_key(),
-            encryption_key: None,
-        },
-    )
-    .await;
+    let rotated_at = net
+        .pass(
+            &mut client,
+            "rotate-bank",
+            &Action::RotateKey {
+                member: MemberId::new(bank.clone()).unwrap(),
+                signing_key: fresh.signing.public_key(),
+                encryption_key: None,
+            },
+        )
+        .await;
 
     let refused = client
         .sign(

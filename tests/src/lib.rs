@@ -1,15 +1,18 @@
 //! A whole network in one test process, against a real nats-server: four validators (the
-//! consensus service's `run`) and a ledger service (its `serve`, with its gRPC API on a free
-//! port). Each part can be stopped, killed and started again.
+//! consensus service's `run`) and the ledger, licence and token services (each its `serve`,
+//! with its gRPC API on a free port). Each part can be stopped, killed and started again.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use citychain_bus::{BusConfig, StreamsConfig, connect, ensure_streams};
-use citychain_client::LedgerClient;
+use citychain_client::{LedgerClient, Signer};
 use citychain_consensus::{ConsensusSection, Status, ValidatorSetup};
+use citychain_governance::{Action, ProposalId, approve_body, propose_body};
+use citychain_kernel::Role;
 use citychain_ledger::{LedgerConfig, SERVICE_NAME as LEDGER};
 use citychain_runtime::{ConfigLoader, ServiceConfig, Shutdown};
 use citychain_store::EmbeddedStore;
@@ -35,9 +38,52 @@ pub struct Network {
     /// Working files: genesis, keys, stores.
     pub dir: tempfile::TempDir,
     validators: Vec<Option<Running>>,
-    ledger: Option<(Shutdown, JoinHandle<()>)>,
+    running: BTreeMap<Service, (Shutdown, JoinHandle<()>)>,
     /// The ledger's gRPC address.
     pub ledger_addr: SocketAddr,
+    /// The licence service's gRPC address.
+    pub licence_addr: SocketAddr,
+    /// The token service's gRPC address.
+    pub tokens_addr: SocketAddr,
+}
+
+/// A service the network can run beside its validators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Service {
+    /// The ledger.
+    Ledger,
+    /// The licence platform.
+    Licence,
+    /// The token platform.
+    Tokens,
+}
+
+impl Service {
+    /// Its configuration section and store name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Ledger => "ledger",
+            Service::Licence => "licence",
+            Service::Tokens => "tokens",
+        }
+    }
+
+    /// The name its health service reports.
+    pub fn health_name(self) -> &'static str {
+        match self {
+            Service::Ledger => LEDGER,
+            Service::Licence => citychain_licence::SERVICE_NAME,
+            Service::Tokens => citychain_tokens::SERVICE_NAME,
+        }
+    }
+}
+
+fn load<T: serde::de::DeserializeOwned>(text: String) -> ServiceConfig<T> {
+    ConfigLoader::new()
+        .toml(text)
+        .env(Vec::<(String, String)>::new())
+        .load()
+        .expect("a valid service configuration")
 }
 
 async fn open(path: PathBuf) -> EmbeddedStore {
@@ -61,6 +107,8 @@ impl Network {
         ensure_streams(&bus, &streams).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         net.write_to(dir.path()).unwrap();
+        let service_key = citychain_kernel::KeyPair::from_seeds(None, &[0x11; 32], &[0x12; 32]);
+        std::fs::write(dir.path().join("licence.key"), service_key.to_key_file()).unwrap();
         let validators = net.genesis.validators.iter().map(|_| None).collect();
         Network {
             nats,
@@ -68,8 +116,10 @@ impl Network {
             streams,
             dir,
             validators,
-            ledger: None,
+            running: BTreeMap::new(),
             ledger_addr: free_addr(),
+            licence_addr: free_addr(),
+            tokens_addr: free_addr(),
         }
     }
 
@@ -145,86 +195,190 @@ impl Network {
         }
     }
 
-    /// The ledger's configuration.
-    pub fn ledger_config(&self, data: &str) -> ServiceConfig<LedgerConfig> {
-        let text = format!(
+    /// The TOML configuration of `service` on data directory `data`.
+    fn config_text(&self, service: Service, data: &str) -> String {
+        let own = match service {
+            Service::Ledger => "repair_timeout_ms = 500".to_string(),
+            Service::Tokens => "repair_timeout_ms = 500".to_string(),
+            Service::Licence => format!(
+                "repair_timeout_ms = 500\nkey_file = {:?}",
+                self.dir.path().join("licence.key").display().to_string()
+            ),
+        };
+        format!(
             r#"
 [service]
-name = "ledger"
+name = "{name}"
 [grpc]
 listen = "{grpc}"
 [metrics]
 enabled = false
 [chain]
 genesis = "{genesis}"
-[ledger]
+[{name}]
 data_dir = "{data}"
-repair_timeout_ms = 500
+{own}
 [nats]
 urls = ["{nats}"]
 request_timeout = "2s"
 "#,
-            grpc = self.ledger_addr,
+            name = service.name(),
+            grpc = self.addr(service),
             genesis = self.dir.path().join("genesis.json").display(),
             data = self.dir.path().join(data).display(),
             nats = self.nats.url(),
-        );
-        ConfigLoader::new()
-            .toml(text)
-            .env(Vec::<(String, String)>::new())
-            .load()
-            .expect("a valid ledger configuration")
+        )
     }
 
-    /// Starts the ledger on data directory `data` and waits until it reports SERVING.
-    pub async fn start_ledger(&mut self, data: &str) {
-        let config = self.ledger_config(data);
-        let store = self.dir.path().join(data).join("ledger.redb");
+    /// The ledger's configuration.
+    pub fn ledger_config(&self, data: &str) -> ServiceConfig<LedgerConfig> {
+        load(self.config_text(Service::Ledger, data))
+    }
+
+    /// The gRPC address of `service`.
+    pub fn addr(&self, service: Service) -> SocketAddr {
+        match service {
+            Service::Ledger => self.ledger_addr,
+            Service::Licence => self.licence_addr,
+            Service::Tokens => self.tokens_addr,
+        }
+    }
+
+    /// Starts `service` on data directory `data` and waits until it reports SERVING.
+    pub async fn start(&mut self, service: Service, data: &str) {
+        let text = self.config_text(service, data);
+        let store = self
+            .dir
+            .path()
+            .join(data)
+            .join(format!("{}.redb", service.name()));
         if store.exists() {
-            // A killed ledger's tasks may still be closing the file.
+            // A killed service's tasks may still be closing the file.
             drop(open(store).await);
         }
         let shutdown = Shutdown::new();
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
-            if let Err(err) = citychain_ledger::serve(config, stop).await {
-                panic!("ledger failed: {err}");
+            let outcome = match service {
+                Service::Ledger => citychain_ledger::serve(load(text), stop)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Service::Licence => citychain_licence::serve(load(text), stop)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Service::Tokens => citychain_tokens::serve(load(text), stop)
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            if let Err(err) = outcome {
+                panic!("{} failed: {err}", service.name());
             }
         });
-        self.ledger = Some((shutdown, task));
-        self.wait_ledger_serving().await;
+        self.running.insert(service, (shutdown, task));
+        self.wait_serving(service).await;
     }
 
-    /// Waits until the ledger's health says SERVING.
-    pub async fn wait_ledger_serving(&self) {
+    /// Starts the ledger on data directory `data` and waits until it reports SERVING.
+    pub async fn start_ledger(&mut self, data: &str) {
+        self.start(Service::Ledger, data).await;
+    }
+
+    /// Waits until `service`'s health says SERVING.
+    pub async fn wait_serving(&self, service: Service) {
         for _ in 0..300 {
-            if self.ledger_health().await == Some(ServingStatus::Serving as i32) {
+            if self.health(service).await == Some(ServingStatus::Serving as i32) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the ledger did not become SERVING");
+        panic!("{} did not become SERVING", service.name());
+    }
+
+    /// `service`'s health status, if it answers.
+    pub async fn health(&self, service: Service) -> Option<i32> {
+        citychain_testkit::grpc::health(self.addr(service), service.health_name()).await
     }
 
     /// The ledger's health status, if it answers.
     pub async fn ledger_health(&self) -> Option<i32> {
-        citychain_testkit::grpc::health(self.ledger_addr, LEDGER).await
+        self.health(Service::Ledger).await
     }
 
-    /// Kills the ledger where it stands (its task is aborted mid-work, like a SIGKILL).
-    pub async fn kill_ledger(&mut self) {
-        if let Some((_, task)) = self.ledger.take() {
+    /// Kills `service` where it stands (its task is aborted mid-work, like a SIGKILL).
+    pub async fn kill(&mut self, service: Service) {
+        if let Some((_, task)) = self.running.remove(&service) {
             task.abort();
             let _ = task.await;
         }
     }
 
+    /// Kills the ledger where it stands.
+    pub async fn kill_ledger(&mut self) {
+        self.kill(Service::Ledger).await;
+    }
+
+    /// Stops `service` cleanly.
+    pub async fn stop(&mut self, service: Service) {
+        if let Some((shutdown, task)) = self.running.remove(&service) {
+            shutdown.trigger();
+            task.await.expect("service stopped cleanly");
+        }
+    }
+
     /// Stops the ledger cleanly.
     pub async fn stop_ledger(&mut self) {
-        if let Some((shutdown, task)) = self.ledger.take() {
-            shutdown.trigger();
-            task.await.expect("ledger stopped cleanly");
+        self.stop(Service::Ledger).await;
+    }
+
+    /// A signer for `member`'s genesis key whose nonces start at `first_nonce`.
+    pub fn signer(&self, member: &str, first_nonce: u64) -> Signer {
+        Signer::new(
+            self.net.genesis.chain_id.clone(),
+            self.net.keys[member].signing.clone(),
+            first_nonce,
+        )
+    }
+
+    /// The genesis departments, in genesis order.
+    pub fn departments(&self) -> Vec<String> {
+        self.net
+            .genesis
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Department)
+            .map(|m| m.id.to_string())
+            .collect()
+    }
+
+    /// Passes `action` through governance: the first department proposes it and as many
+    /// others approve as two thirds of the departments need. Returns the height at which the
+    /// last approval committed; the action is in force from the next height.
+    pub async fn pass(&self, client: &mut LedgerClient, id: &str, action: &Action) -> u64 {
+        let depts = self.departments();
+        let needed = (depts.len() * 2).div_ceil(3);
+        let proposal = ProposalId::new(id).unwrap();
+        // Distinct nonces per proposal: the id's hash picks a range of its own.
+        let nonce = u64::from_le_bytes(
+            blake3::hash(id.as_bytes()).as_bytes()[..8]
+                .try_into()
+                .unwrap(),
+        ) >> 16;
+        let mut height = client
+            .submit_and_wait(
+                &self.signer(&depts[0], nonce),
+                propose_body(&proposal, action),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("proposal {id}: {e}"))
+            .height;
+        for dept in &depts[1..needed] {
+            height = client
+                .submit_and_wait(&self.signer(dept, nonce), approve_body(&proposal))
+                .await
+                .unwrap_or_else(|e| panic!("approval of {id} by {dept}: {e}"))
+                .height;
         }
+        height
     }
 
     /// A client of the ledger; waits until the chain has its first block.

@@ -142,6 +142,43 @@ pub enum BusError {
         reason: String,
     },
 
+    /// Getting or creating an object store or key-value bucket failed.
+    #[error("{store} bucket {bucket}: {reason}")]
+    Bucket {
+        /// `object store` or `key-value`.
+        store: &'static str,
+        /// The bucket name.
+        bucket: String,
+        /// What failed.
+        reason: String,
+    },
+
+    /// Reading or writing one object of an object store bucket failed.
+    #[error("{action} of object {name:?} in bucket {bucket} failed: {reason}")]
+    Object {
+        /// `put`, `get`, `look-up` or `list`.
+        action: &'static str,
+        /// The bucket name.
+        bucket: String,
+        /// The object name (empty for `list`).
+        name: String,
+        /// What failed.
+        reason: String,
+    },
+
+    /// Reading or writing one key of a key-value bucket failed.
+    #[error("{action} of key {key:?} in bucket {bucket} failed: {reason}")]
+    KeyValue {
+        /// `create` or `get`.
+        action: &'static str,
+        /// The bucket name.
+        bucket: String,
+        /// The key.
+        key: String,
+        /// What failed.
+        reason: String,
+    },
+
     /// Subscribing failed.
     #[error("subscribe to {subject} failed: {reason}")]
     Subscribe {

@@ -22,6 +22,8 @@
 //! JetStream carries data between services; it is not the last line of defence (DESIGN §5).
 //! Consumers still check heights and hashes, and repair gaps with [`Bus::get_message`].
 //!
+//! * [`Bus::object_store`] and [`Bus::kv`]: JetStream object store and key-value buckets, for
+//!   sealed record payloads and the keys that open them.
 //! * [`trace`]: W3C trace context in message headers.
 //! * [`local`]: a local nats-server process (JetStream on, free port, temporary store) for
 //!   development, benchmarks and tests.
@@ -31,6 +33,7 @@ mod config;
 mod consumer;
 mod error;
 pub mod local;
+mod objects;
 mod publish;
 mod read;
 mod request;
@@ -42,6 +45,7 @@ pub use bus::{Bus, connect};
 pub use config::{BusConfig, ReconnectBackoff};
 pub use consumer::{Consumer, ConsumerSpec, Delivery, StartPosition};
 pub use error::BusError;
+pub use objects::{Kv, Objects};
 pub use publish::Appended;
 pub use read::{StoredMessage, StreamState};
 pub use request::{Request, Responder};

@@ -15,6 +15,11 @@
 //! The chain id, prefixes and event tokens are limited to `A-Z a-z 0-9 _ -`, so a name is both
 //! a valid stream name and a single subject token, and two chains on one NATS never overlap.
 //!
+//! Object store and key-value buckets follow the stream names: bucket `b` of chain `C` is
+//! `P_C_b` ([`StreamsConfig::object_bucket`], [`StreamsConfig::kv_bucket`]). JetStream backs
+//! them with streams `OBJ_P_C_b` and `KV_P_C_b`, so they never clash with the streams above
+//! nor with each other, even for the same `b`.
+//!
 //! # Limits
 //!
 //! All three use file storage, limits retention and "discard new": when a stream is full,
@@ -215,6 +220,30 @@ impl StreamsConfig {
             "{}.{}.blocks.{validator}",
             self.subject_prefix, self.chain_id
         )
+    }
+
+    /// `CITYCHAIN_<chain_id>_<name>`: the name of the chain's object store bucket `name`, for
+    /// [`Bus::object_store`]. `name` must be a non-empty token of `A-Z a-z 0-9 _ -`.
+    pub fn object_bucket(&self, name: &str) -> Result<String, BusError> {
+        check_token("object bucket", name)?;
+        Ok(format!("{}_{}_{name}", self.name_prefix, self.chain_id))
+    }
+
+    /// `CITYCHAIN_<chain_id>_<name>`: the name of the chain's key-value bucket `name`, for
+    /// [`Bus::kv`]. `name` must be a non-empty token of `A-Z a-z 0-9 _ -`.
+    pub fn kv_bucket(&self, name: &str) -> Result<String, BusError> {
+        check_token("key-value bucket", name)?;
+        Ok(format!("{}_{}_{name}", self.name_prefix, self.chain_id))
+    }
+
+    /// `citychain.<chain_id>.events.<service>.*`: every kind of event one service publishes,
+    /// for a consumer's filter.
+    pub fn service_events(&self, service: &str) -> Result<String, BusError> {
+        check_token("service", service)?;
+        Ok(format!(
+            "{}.{}.events.{service}.*",
+            self.subject_prefix, self.chain_id
+        ))
     }
 
     /// `citychain.<chain_id>.events.>`: every event, for filters.
@@ -506,6 +535,23 @@ mod tests {
             "citychain.city-main.events.tokens.ReadPaid"
         );
         assert!(config.event_subject("tokens", "a.b").is_err());
+    }
+
+    #[test]
+    fn bucket_names_carry_the_chain() {
+        let config = StreamsConfig::new("city-main").unwrap();
+        assert_eq!(
+            config.object_bucket("records").unwrap(),
+            "CITYCHAIN_city-main_records"
+        );
+        assert_eq!(
+            config.kv_bucket("record-keys").unwrap(),
+            "CITYCHAIN_city-main_record-keys"
+        );
+        for bad in ["", "a.b", "a b", "a*", "a>"] {
+            assert!(config.object_bucket(bad).is_err(), "{bad:?} accepted");
+            assert!(config.kv_bucket(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]

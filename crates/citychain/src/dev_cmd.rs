@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use citychain_bus::local::NatsServer;
-use citychain_kernel::Genesis;
 use citychain_kernel::genesis::{build_genesis, department_plans, sample_member_plans};
+use citychain_kernel::{Genesis, KeyPair};
 use citychain_runtime::grpc::health_status;
 use clap::Args;
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::files::random_seed;
+use crate::files::{random_seed, write_secret};
 use crate::genesis_cmd::write_network;
 
 /// The validators a development network has.
@@ -38,13 +38,17 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a stopping service gets before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The licence service's key file under `HOME/keys/`.
+const LICENCE_KEY_FILE: &str = "licence-service.json";
+
 /// The file the other commands read with `--home`.
 pub const ENDPOINTS_FILE: &str = "endpoints.json";
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Ports: nats-server on BASE, validators' gRPC on BASE+1.., the ledger's gRPC on BASE+10;
-each service's metrics on its gRPC port + 100.
+Ports: nats-server on BASE, validators' gRPC on BASE+1.., the ledger's gRPC on BASE+10,
+the token service's on BASE+11, the licence service's on BASE+12; each service's metrics on
+its gRPC port + 100.
 
 Examples:
   citychain dev                       # state in ./.citychain
@@ -101,10 +105,15 @@ impl Endpoints {
 
     /// The ledger's gRPC address.
     pub fn ledger(&self) -> Result<&str> {
+        self.grpc("ledger")
+    }
+
+    /// The gRPC address of `service`.
+    pub fn grpc(&self, service: &str) -> Result<&str> {
         self.services
-            .get("ledger")
+            .get(service)
             .map(|e| e.grpc.as_str())
-            .context("endpoints.json lists no ledger")
+            .with_context(|| format!("endpoints.json lists no {service} service"))
     }
 
     fn write(&self, home: &Path) -> Result<()> {
@@ -234,7 +243,9 @@ fn ensure_genesis(home: &Path) -> Result<Genesis> {
         );
         return Ok(genesis);
     }
-    let mut plans = department_plans(VALIDATORS + 2);
+    // The first seven named departments: the four validators and the three more the real
+    // estate transfer of the demo needs (surveying, housing).
+    let mut plans = department_plans(VALIDATORS + 3);
     plans.extend(sample_member_plans());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -242,6 +253,13 @@ fn ensure_genesis(home: &Path) -> Result<Genesis> {
         .as_millis() as u64;
     let (genesis, keys) = build_genesis("citychain-dev", now, &plans, VALIDATORS, random_seed)?;
     write_network(home, &genesis, &keys, false)?;
+    // The licence service's own key, which seals the record keys it keeps.
+    let service_key = KeyPair::from_seeds(None, &random_seed(), &random_seed());
+    write_secret(
+        &home.join("keys").join(LICENCE_KEY_FILE),
+        &service_key.to_key_file(),
+        false,
+    )?;
     eprintln!(
         "[dev] created chain {} with {} members ({} validators) in {}",
         genesis.chain_id,
@@ -285,18 +303,24 @@ fn plan(home: &Path, genesis: &Genesis, base: u16) -> Result<Vec<Service>> {
             }
         })
         .collect();
-    services.push(Service {
-        name: "ledger".into(),
-        args: vec![
-            "serve".into(),
-            "ledger".into(),
-            "--config".into(),
-            config("ledger").display().to_string(),
-        ],
-        grpc: local(base + 10),
-        metrics: local(base + 110),
-        health_name: citychain_ledger::SERVICE_NAME,
-    });
+    for (offset, name, health_name) in [
+        (10, "ledger", citychain_ledger::SERVICE_NAME),
+        (11, "tokens", citychain_tokens::SERVICE_NAME),
+        (12, "licence", citychain_licence::SERVICE_NAME),
+    ] {
+        services.push(Service {
+            name: name.into(),
+            args: vec![
+                "serve".into(),
+                name.into(),
+                "--config".into(),
+                config(name).display().to_string(),
+            ],
+            grpc: local(base + offset),
+            metrics: local(base + 100 + offset),
+            health_name,
+        });
+    }
     Ok(services)
 }
 
@@ -331,8 +355,14 @@ fn write_configs(home: &Path, nats: &str, services: &[Service]) -> Result<()> {
                 key = home.join("keys").join(format!("{member}.json")),
                 data = home.join("data").join(&service.name),
             ),
+            None if service.name == "licence" => format!(
+                "[licence]\ndata_dir = {data:?}\nkey_file = {key:?}\n",
+                data = home.join("data").join(&service.name),
+                key = home.join("keys").join(LICENCE_KEY_FILE),
+            ),
             None => format!(
-                "[ledger]\ndata_dir = {data:?}\n",
+                "[{name}]\ndata_dir = {data:?}\n",
+                name = service.name,
                 data = home.join("data").join(&service.name)
             ),
         };

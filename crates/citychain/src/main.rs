@@ -1,5 +1,6 @@
-//! The one citychain binary: key and genesis tooling, `serve` for the services, `bench`,
-//! `chain export`, and the offline checks `verify` and `proof`.
+//! The one citychain binary: key and genesis tooling, `serve` for the services, `dev` and
+//! `demo`, `bench`, `chain export`, the platforms' clients `licence` and `tokens`, and the
+//! offline checks `verify` and `proof`.
 //!
 //! Every subcommand has `--help`. Errors print one line naming what was wrong and exit
 //! non-zero; `anyhow` is used only here, at the edge.
@@ -11,8 +12,10 @@ mod dev_cmd;
 mod files;
 mod genesis_cmd;
 mod keys_cmd;
+mod licence_cmd;
 mod proof_cmd;
 mod serve_cmd;
+mod tokens_cmd;
 mod verify_cmd;
 
 use std::process::ExitCode;
@@ -57,6 +60,12 @@ enum Command {
     /// Build and verify transaction proofs (offline).
     #[command(subcommand)]
     Proof(proof_cmd::ProofCommand),
+    /// The licence platform: upload, read, search records, and a citizen's receipts.
+    #[command(subcommand)]
+    Licence(licence_cmd::LicenceCommand),
+    /// The token platform: balances, statements, supply, and the audit from the chain.
+    #[command(subcommand)]
+    Tokens(tokens_cmd::TokensCommand),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +80,8 @@ fn main() -> ExitCode {
         Command::Chain(cmd) => chain_cmd::run(cmd),
         Command::Dev(args) => dev_cmd::run(args),
         Command::Demo(args) => demo_cmd::run(args),
+        Command::Licence(cmd) => licence_cmd::run(cmd),
+        Command::Tokens(cmd) => tokens_cmd::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

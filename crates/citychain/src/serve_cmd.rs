@@ -10,12 +10,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use citychain_consensus::ConsensusConfig;
 use citychain_ledger::LedgerConfig;
+use citychain_licence::LicenceConfig;
 use citychain_runtime::config::{ConfigError, ConfigLoader, ServiceConfig};
 use citychain_runtime::shutdown::Shutdown;
+use citychain_tokens::TokensConfig;
 use clap::Args;
 
 /// The services this build can run.
-const AVAILABLE: &[&str] = &["consensus", "ledger"];
+const AVAILABLE: &[&str] = &["consensus", "ledger", "licence", "tokens"];
 
 /// The services the system is made of, in the order they depend on each other.
 const PLANNED: &[&str] = &[
@@ -38,11 +40,13 @@ Examples:
   citychain serve consensus --config /etc/citychain/consensus.toml
   citychain serve consensus --config consensus.toml --validator-key keys/dept-1.json
   citychain serve ledger --config /etc/citychain/ledger.toml
+  citychain serve licence --config /etc/citychain/licence.toml
+  citychain serve tokens --config /etc/citychain/tokens.toml
 
 Any config key can be overridden from the environment as CITYCHAIN_<SECTION>__<KEY>, e.g.
 CITYCHAIN_GRPC__LISTEN=0.0.0.0:7000. SIGTERM or Ctrl-C stops the service gracefully.")]
 pub struct ServeArgs {
-    /// The service to run (available: consensus, ledger). One per process for now.
+    /// The service to run (available: consensus, ledger, licence, tokens). One per process.
     #[arg(required = true, value_name = "SERVICE")]
     services: Vec<String>,
     /// The service's TOML configuration file.
@@ -78,6 +82,22 @@ pub fn run(args: ServeArgs) -> Result<()> {
     match args.services[0].as_str() {
         "consensus" => serve_consensus(&args),
         "ledger" => serve_ledger(&args),
+        "licence" => {
+            no_validator_key(&args, "licence")?;
+            run_service(
+                load_config::<LicenceConfig>(&args, "licence")?,
+                "licence",
+                citychain_licence::serve,
+            )
+        }
+        "tokens" => {
+            no_validator_key(&args, "tokens")?;
+            run_service(
+                load_config::<TokensConfig>(&args, "tokens")?,
+                "tokens",
+                citychain_tokens::serve,
+            )
+        }
         other => bail!("{other:?} is listed as available but has no entry point"),
     }
 }
@@ -87,10 +107,15 @@ fn serve_consensus(args: &ServeArgs) -> Result<()> {
     run_service(config, "consensus", citychain_consensus::serve)
 }
 
-fn serve_ledger(args: &ServeArgs) -> Result<()> {
+fn no_validator_key(args: &ServeArgs, service: &str) -> Result<()> {
     if args.validator_key.is_some() {
-        bail!("--validator-key is for the consensus service; the ledger signs nothing");
+        bail!("--validator-key is for the consensus service; the {service} service signs nothing");
     }
+    Ok(())
+}
+
+fn serve_ledger(args: &ServeArgs) -> Result<()> {
+    no_validator_key(args, "ledger")?;
     let config = load_config::<LedgerConfig>(args, "ledger")?;
     run_service(config, "ledger", citychain_ledger::serve)
 }

@@ -114,12 +114,16 @@ fn keys_new_writes_a_private_key_file() {
 
 #[test]
 fn serve_names_what_is_not_available() {
-    let out = citychain(&["serve", "licence"]);
+    let out = citychain(&["serve", "coupons"]);
     assert!(!out.status.success());
+    let said = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("\"licence\""),
-        "{}",
-        text(&out.stderr)
+        said.contains("\"coupons\"") && said.contains("not in this build yet"),
+        "{said}"
+    );
+    assert!(
+        said.contains("consensus, ledger, licence, tokens"),
+        "{said}"
     );
     let out = citychain(&["serve", "teleporter"]);
     assert!(text(&out.stderr).contains("not a citychain service"));

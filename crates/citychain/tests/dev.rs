@@ -98,25 +98,66 @@ fn demo(home: &Path) -> String {
     said
 }
 
-/// How many transactions about the demo's citizen the citizen saw.
-fn listed(said: &str) -> usize {
-    let line = said
-        .lines()
-        .find(|l| l.contains(" listed, "))
-        .unwrap_or_else(|| panic!("no listing in:\n{said}"));
-    line.trim()
-        .trim_start_matches('(')
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+/// The balance changes the demo printed, by member.
+fn deltas(said: &str) -> Vec<(String, i64)> {
+    said.lines()
+        .filter(|l| l.trim_end().ends_with(')') && l.contains(" -> "))
+        .map(|l| {
+            let member = l.split_whitespace().next().unwrap().to_string();
+            let delta = l.rsplit('(').next().unwrap().trim_end_matches(')');
+            (member, delta.parse().unwrap())
+        })
+        .collect()
 }
 
-fn ledger_pid(home: &Path) -> u32 {
+/// Checks what the demo did, not only that it finished: every balance moved by the rewards
+/// and charges of the scenario, the citizen saw each committed read of this run with a
+/// verified proof, and the chain and the token journal checked out offline.
+fn check_outcome(said: &str) {
+    let expected = [
+        ("dept.surveying", 7),
+        ("dept.housing", 11),
+        ("dept.public-security", 5),
+        ("dept.tax", 13),
+        ("dept.real-estate", 12),
+        ("bank.city-commercial", 0),
+    ]
+    .map(|(m, d)| (m.to_string(), d));
+    assert_eq!(deltas(said), expected, "{said}");
+    assert!(said.contains("(7 receipts from this demo"), "{said}");
+    assert_eq!(said.matches("proof verified").count(), 7, "{said}");
+    assert_eq!(
+        said.matches("key released, decrypted, signature checked")
+            .count(),
+        6,
+        "{said}"
+    );
+    assert!(
+        said.contains("payment failed: the read costs 3, the reader had 0, 3 short"),
+        "{said}"
+    );
+    assert!(said.contains("bank.city-commercial is a bank"), "{said}");
+    assert!(said.contains("verified from genesis"), "{said}");
+    assert!(said.contains("the service agrees with the chain"), "{said}");
+}
+
+/// How many receipts the citizen has in all.
+fn receipts(said: &str) -> usize {
+    let line = said
+        .lines()
+        .find(|l| l.contains(" in all for "))
+        .unwrap_or_else(|| panic!("no receipts line in:\n{said}"));
+    line.split(", ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"))
+}
+
+fn pid(home: &Path, service: &str) -> u32 {
     let text = std::fs::read_to_string(home.join("endpoints.json")).unwrap();
     let endpoints: serde_json::Value = serde_json::from_str(&text).unwrap();
-    endpoints["services"]["ledger"]["pid"].as_u64().unwrap() as u32
+    endpoints["services"][service]["pid"].as_u64().unwrap() as u32
 }
 
 #[test]
@@ -126,35 +167,50 @@ fn dev_runs_the_demo_survives_a_killed_service_resumes_and_resets() {
 
     let dev = start(&home, &[]);
     let first = demo(&home);
-    assert_eq!(listed(&first), 3, "{first}");
-    assert!(first.contains("of the genesis set: verified"), "{first}");
-    assert!(first.contains("verified from genesis"), "{first}");
-    for file in ["genesis.json", "endpoints.json", "logs/ledger.log"] {
+    check_outcome(&first);
+    assert_eq!(receipts(&first), 7, "{first}");
+    for file in [
+        "genesis.json",
+        "endpoints.json",
+        "logs/ledger.log",
+        "logs/licence.log",
+    ] {
         assert!(home.join(file).exists(), "{file} is missing");
     }
 
-    // A killed service is reported and restarted; the demo still completes.
-    let killed = ledger_pid(&home);
-    Command::new("kill")
-        .args(["-KILL", &killed.to_string()])
-        .status()
-        .unwrap();
+    // Killed services are reported and restarted; the demo still completes, with the same
+    // results.
+    let killed: Vec<(&str, u32)> = ["licence", "tokens", "ledger"]
+        .into_iter()
+        .map(|s| (s, pid(&home, s)))
+        .collect();
+    for (_, pid) in &killed {
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
     let second = demo(&home);
-    assert_eq!(listed(&second), 6, "{second}");
+    check_outcome(&second);
+    assert_eq!(receipts(&second), 14, "{second}");
     let said = std::fs::read_to_string(home.with_extension("stderr")).unwrap();
-    assert!(said.contains("[dev] ledger exited"), "{said}");
-    assert_ne!(ledger_pid(&home), killed, "a new ledger process runs");
+    for (service, old) in &killed {
+        assert!(said.contains(&format!("[dev] {service} exited")), "{said}");
+        assert_ne!(pid(&home, service), *old, "a new {service} process runs");
+    }
     stop(dev);
 
     // A second run keeps the chain.
     let dev = start(&home, &[]);
     let third = demo(&home);
-    assert_eq!(listed(&third), 9, "{third}");
+    check_outcome(&third);
+    assert_eq!(receipts(&third), 21, "{third}");
     stop(dev);
 
     // --reset starts over.
     let dev = start(&home, &["--reset"]);
     let fresh = demo(&home);
-    assert_eq!(listed(&fresh), 3, "{fresh}");
+    check_outcome(&fresh);
+    assert_eq!(receipts(&fresh), 7, "{fresh}");
     stop(dev);
 }

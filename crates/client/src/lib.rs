@@ -1,6 +1,7 @@
 //! The citychain client SDK: a [`Signer`] that builds signed transactions with fresh nonces and
-//! expiries, and a [`LedgerClient`] that submits them to the ledger service and follows them
-//! until they commit or are rejected. The CLI, the demo and the end-to-end tests use it.
+//! expiries, a [`LedgerClient`] that submits them to the ledger service and follows them
+//! until they commit or are rejected, and a [`LicenceClient`] for the licence platform
+//! ([`licence`]). The CLI, the demo and the end-to-end tests use it.
 //!
 //! ```no_run
 //! # async fn run(key: citychain_kernel::SigningKey) -> Result<(), citychain_client::ClientError> {
@@ -14,6 +15,10 @@
 //! println!("committed at height {} index {}", committed.height, committed.index);
 //! # Ok(()) }
 //! ```
+
+pub mod licence;
+
+pub use licence::{LicenceClient, OpenError, OpenedRecord, open_read};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -35,15 +40,17 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 #[derive(Debug, Error)]
 pub enum ClientError {
     /// The address is not a valid endpoint, or nothing answers there.
-    #[error("cannot connect to the ledger at {addr}: {reason}")]
+    #[error("cannot connect to the {service} at {addr}: {reason}")]
     Connect {
+        /// The service.
+        service: &'static str,
         /// The address.
         addr: String,
         /// Why.
         reason: String,
     },
-    /// The ledger refused or failed the call.
-    #[error("the ledger said {}: {}", .0.code(), .0.message())]
+    /// The service refused or failed the call.
+    #[error("{}: {}", .0.code(), .0.message())]
     Status(#[from] tonic::Status),
     /// The transaction could not be signed.
     #[error("cannot sign: {0}")]
@@ -67,6 +74,22 @@ pub enum ClientError {
     /// The ledger answered something this client cannot read.
     #[error("unexpected answer from the ledger: {0}")]
     Unexpected(String),
+}
+
+/// Opens a channel to `service` at `addr` (`http://host:port`).
+pub(crate) async fn connect_channel(
+    service: &'static str,
+    addr: &str,
+) -> Result<Channel, ClientError> {
+    let fail = |reason: String| ClientError::Connect {
+        service,
+        addr: addr.to_owned(),
+        reason,
+    };
+    let endpoint = tonic::transport::Endpoint::from_shared(addr.to_owned())
+        .map_err(|e| fail(e.to_string()))?
+        .connect_timeout(Duration::from_secs(5));
+    endpoint.connect().await.map_err(|e| fail(e.to_string()))
 }
 
 /// The first page of one block: the chain's first header and the ledger's tip height.
@@ -134,13 +157,11 @@ impl LedgerClient {
     /// Connects to the ledger at `addr` (`http://host:port`) and learns the chain's id.
     pub async fn connect(addr: &str) -> Result<Self, ClientError> {
         let fail = |reason: String| ClientError::Connect {
+            service: "ledger",
             addr: addr.to_owned(),
             reason,
         };
-        let endpoint = tonic::transport::Endpoint::from_shared(addr.to_owned())
-            .map_err(|e| fail(e.to_string()))?
-            .connect_timeout(Duration::from_secs(5));
-        let channel = endpoint.connect().await.map_err(|e| fail(e.to_string()))?;
+        let channel = connect_channel("ledger", addr).await?;
         let mut inner = LedgerServiceClient::new(channel).max_decoding_message_size(64 << 20);
         let chain = first_block(&mut inner).await?;
         let chain_id = match chain.blocks.first().and_then(|b| b.header.as_ref()) {
@@ -222,6 +243,42 @@ impl LedgerClient {
                 id: id.to_owned(),
                 waited: wait,
             })?
+    }
+
+    /// Waits until transaction `id` is on the chain, however it was submitted (through
+    /// another service, or another ledger replica), for at most `wait`. Unlike
+    /// [`LedgerClient::wait`] it cannot tell a rejection from a slow commit, so it waits the
+    /// whole time for a transaction that never commits.
+    pub async fn wait_on_chain(
+        &mut self,
+        id: &str,
+        wait: Duration,
+    ) -> Result<Committed, ClientError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let asked = self
+                .inner
+                .get_transaction(pb::GetTransactionRequest { id: id.to_owned() })
+                .await;
+            match asked {
+                Ok(found) => {
+                    let found = found.into_inner();
+                    return Ok(Committed {
+                        height: found.height,
+                        index: found.index,
+                    });
+                }
+                Err(status) if status.code() == tonic::Code::NotFound => {}
+                Err(status) => return Err(status.into()),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClientError::Timeout {
+                    id: id.to_owned(),
+                    waited: wait,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Signs, submits and waits up to [`DEFAULT_WAIT`] for the commit.

@@ -11,6 +11,7 @@ use citychain_proto::citychain::kernel::v1 as kpb;
 use prost::Message;
 
 use crate::error::{ActionError, Rejection};
+use crate::params::{RecordType, TokenPolicy, amount_from_proto};
 
 /// The body type of a proposal.
 pub const PROPOSE_TYPE_URL: &str = "citychain.governance.v1.Propose";
@@ -95,6 +96,17 @@ pub enum Action {
     },
     /// Replace the designated validators.
     SetValidators(Vec<MemberId>),
+    /// Declare or replace a record type of the licence platform.
+    DeclareRecordType(RecordType),
+    /// Replace the token policy.
+    SetTokenPolicy(TokenPolicy),
+    /// Mint tokens to a member.
+    GrantTokens {
+        /// The member credited.
+        member: MemberId,
+        /// How many, in the smallest unit.
+        amount: u64,
+    },
 }
 
 impl Action {
@@ -108,6 +120,9 @@ impl Action {
             Action::RotateKey { .. } => "rotate_key",
             Action::RevokeKey { .. } => "revoke_key",
             Action::SetValidators(_) => "set_validators",
+            Action::DeclareRecordType(_) => "declare_record_type",
+            Action::SetTokenPolicy(_) => "set_token_policy",
+            Action::GrantTokens { .. } => "grant_tokens",
         }
     }
 
@@ -143,6 +158,16 @@ impl Action {
             }),
             Action::SetValidators(ids) => A::SetValidators(gpb::SetValidators {
                 member_ids: ids.iter().map(|id| id.to_string()).collect(),
+            }),
+            Action::DeclareRecordType(rt) => A::DeclareRecordType(gpb::DeclareRecordType {
+                record_type: Some(rt.to_proto()),
+            }),
+            Action::SetTokenPolicy(p) => A::SetTokenPolicy(gpb::SetTokenPolicy {
+                policy: Some(p.to_proto()),
+            }),
+            Action::GrantTokens { member, amount } => A::GrantTokens(gpb::GrantTokens {
+                member_id: member.to_string(),
+                amount: i64::try_from(*amount).unwrap_or(i64::MAX),
             }),
         }
     }
@@ -190,6 +215,31 @@ impl Action {
                     .map(|id| member_id("SetValidators.member_ids", id))
                     .collect::<Result<_, _>>()?,
             ),
+            A::DeclareRecordType(a) => Action::DeclareRecordType(RecordType::from_proto(
+                a.record_type.ok_or(ActionError::Malformed {
+                    field: "DeclareRecordType.record_type",
+                    reason: "it is missing".to_string(),
+                })?,
+            )?),
+            A::SetTokenPolicy(a) => Action::SetTokenPolicy(TokenPolicy::from_proto(
+                a.policy.ok_or(ActionError::Malformed {
+                    field: "SetTokenPolicy.policy",
+                    reason: "it is missing".to_string(),
+                })?,
+            )?),
+            A::GrantTokens(a) => {
+                let amount = amount_from_proto("GrantTokens.amount", a.amount)?;
+                if amount == 0 {
+                    return Err(ActionError::Malformed {
+                        field: "GrantTokens.amount",
+                        reason: "a grant must be at least 1".to_string(),
+                    });
+                }
+                Action::GrantTokens {
+                    member: member_id("GrantTokens.member_id", a.member_id)?,
+                    amount,
+                }
+            }
         })
     }
 }

@@ -114,6 +114,7 @@ impl Registry {
             let event = match self.check_action(&proposal.action) {
                 Ok(()) => Event::Applied {
                     id: proposal.id.clone(),
+                    action: Box::new(proposal.action.clone()),
                     effect_height,
                 },
                 Err(reason) => Event::Failed {

@@ -15,6 +15,7 @@ use prost::Message;
 
 use crate::action::{Action, ProposalId, propose_message, role_from_proto};
 use crate::error::StateError;
+use crate::params::{RecordType, TokenPolicy};
 use crate::state::{
     Decision, KeyRecord, KeyStatus, MemberRecord, MemberStatus, Proposal, Registry,
 };
@@ -134,6 +135,12 @@ impl Registry {
                     }
                 })
                 .collect(),
+            record_types: self
+                .record_types
+                .values()
+                .map(RecordType::to_proto)
+                .collect(),
+            token_policy: Some(self.token_policy.to_proto()),
         }
     }
 
@@ -347,6 +354,26 @@ impl Registry {
             return Err(bad("no validator epoch starts at height 1"));
         }
 
+        strictly_sorted(
+            "record type",
+            &state
+                .record_types
+                .iter()
+                .map(|r| &r.name)
+                .collect::<Vec<_>>(),
+        )?;
+        let mut record_types = BTreeMap::new();
+        for spec in state.record_types {
+            let rt = RecordType::from_proto(spec).map_err(|e| bad(e.to_string()))?;
+            record_types.insert(rt.name.clone(), rt);
+        }
+        let token_policy = TokenPolicy::from_proto(
+            state
+                .token_policy
+                .ok_or_else(|| bad("the token policy is missing"))?,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+
         let registry = Registry {
             chain_id,
             height,
@@ -357,6 +384,8 @@ impl Registry {
             decided,
             epochs,
             passed: Vec::new(),
+            record_types,
+            token_policy,
         };
         let live = registry.next_validator_set();
         if registry.epochs.values().next_back() != Some(&live) {

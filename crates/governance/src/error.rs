@@ -52,6 +52,34 @@ pub enum ActionError {
         /// What is wrong.
         reason: String,
     },
+    /// An amount is negative.
+    #[error("{field} is {value}: amounts must not be negative")]
+    NegativeAmount {
+        /// The field.
+        field: &'static str,
+        /// The value sent.
+        value: i64,
+    },
+    /// An amount is above the limit.
+    #[error("{field} is {value}, above the limit of {max}")]
+    AmountTooLarge {
+        /// The field.
+        field: &'static str,
+        /// The value sent.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A record type's owner is not an active department.
+    #[error("record type {record_type} cannot be owned by {owner}: {reason}")]
+    BadRecordTypeOwner {
+        /// The record type.
+        record_type: String,
+        /// The owner named.
+        owner: MemberId,
+        /// Why not.
+        reason: String,
+    },
     /// The member to add already exists.
     #[error("member {member} already exists")]
     MemberExists {

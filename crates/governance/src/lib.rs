@@ -1,4 +1,5 @@
-//! Governance of the consortium: who is a member, with which role and key, and who validates.
+//! Governance of the consortium: who is a member, with which role and key, who validates, and
+//! the parameters of the platforms (record types, token policy).
 //!
 //! After genesis, members are admitted and suspended, roles changed, keys rotated and revoked
 //! and the validator set replaced by governance transactions on the chain. Every service folds
@@ -8,6 +9,7 @@
 //! - [`action`]: the typed `Propose` / `Approve` bodies and client helpers to build them.
 //! - [`state`]: the [`Registry`] and what it answers (members, keys, validator sets).
 //! - [`authorize`]: who signed a transaction, and the citizen allow-list.
+//! - [`params`]: the platforms' parameters governance sets (record types, token policy).
 //! - [`rules`]: decide-then-evolve for governance transactions.
 //! - [`apply`]: folding a block, with its exact effect-height ordering.
 //! - [`codec`]: the canonical encoding and state hash.
@@ -21,6 +23,7 @@ pub mod audit;
 pub mod authorize;
 pub mod codec;
 pub mod error;
+pub mod params;
 pub mod rules;
 pub mod state;
 
@@ -32,6 +35,9 @@ pub use apply::{BlockOutcome, TxOutcome};
 pub use audit::{AuditError, ChainAuditor};
 pub use authorize::{CITIZEN_TYPE_PREFIXES, CITIZEN_TYPE_SUFFIXES, Signer, citizen_may_send};
 pub use error::{ActionError, ApplyError, Refusal, Rejection, StateError};
+pub use params::{
+    FieldKind, FieldSpec, MAX_AMOUNT, RecordType, RecordTypeName, TokenPolicy, amount_from_proto,
+};
 pub use rules::Event;
 pub use state::{
     Decision, KeyRecord, KeyStatus, MemberRecord, MemberStatus, Proposal, Registry, quorum_of,

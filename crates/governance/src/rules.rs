@@ -48,6 +48,8 @@ pub enum Event {
     Applied {
         /// The proposal.
         id: ProposalId,
+        /// What it changed (platforms act on some actions, such as token grants).
+        action: Box<Action>,
         /// The first height the change applies to.
         effect_height: Height,
     },
@@ -245,6 +247,29 @@ impl Registry {
                 }
                 Ok(())
             }
+            Action::DeclareRecordType(rt) => {
+                let reason = match self.members.get(&rt.owner) {
+                    None => Some("it is not a member".to_string()),
+                    Some(m) if m.role != Role::Department => Some(format!(
+                        "it is a {}, only departments own record types",
+                        m.role
+                    )),
+                    Some(m) if m.status != MemberStatus::Active => {
+                        Some("it is suspended".to_string())
+                    }
+                    Some(_) => None,
+                };
+                match reason {
+                    Some(reason) => Err(ActionError::BadRecordTypeOwner {
+                        record_type: rt.name.to_string(),
+                        owner: rt.owner.clone(),
+                        reason,
+                    }),
+                    None => Ok(()),
+                }
+            }
+            Action::SetTokenPolicy(_) => Ok(()),
+            Action::GrantTokens { member, .. } => self.member_or_unknown(member).map(|_| ()),
         }
     }
 
@@ -314,6 +339,13 @@ impl Registry {
             Action::SetValidators(ids) => {
                 self.validators = ids.iter().cloned().collect();
             }
+            Action::DeclareRecordType(rt) => {
+                self.record_types.insert(rt.name.clone(), rt.clone());
+            }
+            Action::SetTokenPolicy(policy) => self.token_policy = *policy,
+            // Grants change no registry state: the token platform mints them when it sees the
+            // proposal applied.
+            Action::GrantTokens { .. } => {}
         }
     }
 
@@ -447,7 +479,9 @@ impl Registry {
                     self.passed.push(p);
                 }
             }
-            Event::Applied { id, effect_height } => {
+            Event::Applied {
+                id, effect_height, ..
+            } => {
                 if let Some(p) = self.take_passed(id) {
                     self.apply_action(&p.action, *effect_height);
                     self.decided.insert(

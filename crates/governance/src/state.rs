@@ -13,6 +13,7 @@ use citychain_kernel::{
 };
 
 use crate::action::{Action, ProposalId};
+use crate::params::{RecordType, RecordTypeName, TokenPolicy};
 
 /// Whether a member may act.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -164,6 +165,10 @@ pub struct Registry {
     /// Proposals that passed in the block being applied, in the order they passed. Always
     /// empty between blocks.
     pub(crate) passed: Vec<Proposal>,
+    /// The licence platform's record types.
+    pub(crate) record_types: BTreeMap<RecordTypeName, RecordType>,
+    /// The token platform's parameters.
+    pub(crate) token_policy: TokenPolicy,
 }
 
 /// Signatures a set of `n` validators needs, as [`ValidatorSet::quorum`] computes it.
@@ -198,11 +203,30 @@ impl Registry {
             decided: BTreeMap::new(),
             epochs: BTreeMap::new(),
             passed: Vec::new(),
+            record_types: BTreeMap::new(),
+            token_policy: TokenPolicy::default(),
         };
         registry
             .epochs
             .insert(Height(1), registry.live_validator_set());
         registry
+    }
+
+    /// The record type named `name`.
+    pub fn record_type(&self, name: &str) -> Option<&RecordType> {
+        self.record_types
+            .iter()
+            .find_map(|(n, rt)| (n.as_str() == name).then_some(rt))
+    }
+
+    /// Every record type, by name.
+    pub fn record_types(&self) -> impl Iterator<Item = &RecordType> {
+        self.record_types.values()
+    }
+
+    /// The token policy in force.
+    pub fn token_policy(&self) -> &TokenPolicy {
+        &self.token_policy
     }
 
     /// The chain this registry belongs to.

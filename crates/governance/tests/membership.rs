@@ -25,12 +25,8 @@ fn member_added_with_three_of_four_approvals_transacts_from_the_next_height() {
     );
     assert!(outcome.events().any(|e| matches!(e,
         Event::Passed { id, effect_height } if id == &pid("add-east") && *effect_height == Height(2))));
-    assert_eq!(
-        outcome.closing,
-        vec![Event::Applied {
-            id: pid("add-east"),
-            effect_height: Height(2)
-        }]
+    assert!(
+        matches!(outcome.closing.as_slice(), [Event::Applied { id, effect_height, .. }] if id == &pid("add-east") && *effect_height == Height(2))
     );
 
     // The new member's key was not a member's key while block 1 was checked: a transaction
@@ -268,12 +264,8 @@ fn proposal_invalid_at_effect_time_is_recorded_as_failed() {
     let outcome = net.block(txs);
     assert!(outcome.txs.iter().all(TxOutcome::is_accepted));
     assert_eq!(outcome.closing.len(), 2);
-    assert_eq!(
-        outcome.closing[0],
-        Event::Applied {
-            id: pid("b"),
-            effect_height: Height(2)
-        }
+    assert!(
+        matches!(&outcome.closing[0], Event::Applied { id, effect_height, .. } if id == &pid("b") && *effect_height == Height(2))
     );
     match &outcome.closing[1] {
         Event::Failed { id, reason, .. } => {

@@ -11,6 +11,7 @@
 pub mod embedded;
 pub mod error;
 pub mod limits;
+pub mod page;
 pub mod pieces;
 pub mod projection;
 pub mod scan;
@@ -26,6 +27,7 @@ pub mod conformance;
 pub use embedded::{EmbeddedStore, EmbeddedTxn};
 pub use error::{ErrorClass, Retryable, StoreError};
 pub use limits::{Limits, MAX_KEY_SIZE, MAX_VALUE_SIZE, MAX_WRITE_SET_SIZE};
+pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageError};
 pub use pieces::{PIECE_SIZE, put_pieces, read_pieces};
 pub use projection::{
     ApplyError, ApplyOutcome, Projection, ProjectionRunner, applied_height_key, read_applied_height,

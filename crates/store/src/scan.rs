@@ -32,6 +32,16 @@ impl Scan {
         }
     }
 
+    /// The keys between two owned bounds, for scans that move their start as they go.
+    pub fn between(start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> Scan {
+        Scan {
+            start,
+            end,
+            limit: None,
+            reverse: false,
+        }
+    }
+
     /// The keys within `range`, e.g. `&b"a"[..]..&b"b"[..]` or
     /// `(Bound::Excluded(&b"a"[..]), Bound::Unbounded)`.
     pub fn range<'k, R: RangeBounds<&'k [u8]>>(range: R) -> Scan {

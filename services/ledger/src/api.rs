@@ -7,28 +7,25 @@ use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use citychain_bus::{Bus, HeaderMap, StreamsConfig};
+use citychain_follower::{Admission, Shared};
 use citychain_governance::{KeyStatus, MemberStatus, Registry};
 use citychain_kernel::merkle::MerkleTree;
 use citychain_kernel::proof::TransactionProof;
-use citychain_kernel::{
-    Block, BlockHash, ChainId, Hash32, Height, PublicKey, SignedTx, TxId, ValidatorSet,
-};
+use citychain_kernel::{Block, BlockHash, Hash32, Height, PublicKey, SignedTx, TxId, ValidatorSet};
 use citychain_ledger_domain::keys::{self, TxLocation};
 use citychain_ledger_domain::status::Submitted;
-use citychain_ledger_domain::{Lookup, Page, TxStatus, decide_status};
+use citychain_ledger_domain::{Lookup, TxStatus, decide_status};
 use citychain_proto::citychain::kernel::v1 as kpb;
 use citychain_proto::citychain::ledger::v1 as pb;
 use citychain_proto::citychain::ledger::v1::ledger_service_server::{
     LedgerService, LedgerServiceServer,
 };
+use citychain_store::Page;
 use citychain_store::Store;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
-use crate::follower::Shared;
 use crate::store::LedgerReader;
 
 /// Submitted transactions remembered for `WatchTransaction`, at most; the oldest expiries
@@ -38,12 +35,9 @@ const MAX_REMEMBERED: usize = 100_000;
 /// What the API needs; cloning it is cheap (the watch streams hold a clone).
 #[derive(Debug, Clone)]
 pub struct LedgerApi<S> {
-    chain_id: ChainId,
     reader: LedgerReader<S>,
     shared: Arc<Shared>,
-    bus: Bus,
-    streams: StreamsConfig,
-    max_ttl: u64,
+    admission: Admission,
     submitted: Arc<Mutex<BTreeMap<TxId, Remembered>>>,
 }
 
@@ -71,22 +65,12 @@ fn parse_key(field: &'static str, text: &str) -> Result<PublicKey, ApiError> {
 }
 
 impl<S: Store + Clone + 'static> LedgerApi<S> {
-    /// The API over `store`, following `shared`, submitting to `streams`' MEMPOOL.
-    pub fn new(
-        chain_id: ChainId,
-        store: S,
-        shared: Arc<Shared>,
-        bus: Bus,
-        streams: StreamsConfig,
-        max_ttl: u64,
-    ) -> Self {
+    /// The API over `store`, following `shared`, submitting through `admission`.
+    pub fn new(store: S, shared: Arc<Shared>, admission: Admission) -> Self {
         LedgerApi {
-            chain_id,
             reader: LedgerReader::new(store),
             shared,
-            bus,
-            streams,
-            max_ttl,
+            admission,
             submitted: Arc::default(),
         }
     }
@@ -96,44 +80,21 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
         LedgerServiceServer::new(self)
     }
 
-    fn registry(&self) -> Registry {
-        self.shared
-            .registry
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    fn registry(&self) -> Arc<Registry> {
+        self.shared.registry()
     }
 
     async fn submit(&self, bytes: Vec<u8>) -> Result<pb::SubmitTransactionResponse, ApiError> {
-        if bytes.is_empty() {
-            return Err(ApiError::field("transaction", "is empty"));
-        }
-        let tx = SignedTx::decode_and_verify(&bytes, &self.chain_id)?;
+        let tx = self.admission.decode(&bytes)?;
         let id = tx.id();
+        // A committed transaction sent again is a duplicate, even once its expiry has passed.
         if self.reader.location(&id).await?.is_some() {
             return Ok(pb::SubmitTransactionResponse {
                 id: id.to_string(),
                 duplicate: true,
             });
         }
-        let next = self.shared.applied().0 + 1;
-        if tx.expiry().0 < next {
-            return Err(ApiError::Expiry(format!(
-                "transaction {id} expired at height {}; the next block is {next}",
-                tx.expiry().0
-            )));
-        }
-        if tx.expiry().0 > next + self.max_ttl {
-            return Err(ApiError::Expiry(format!(
-                "transaction {id} expires at height {}, more than {} heights after the next \
-                 block {next}; choose an expiry up to {}",
-                tx.expiry().0,
-                self.max_ttl,
-                next + self.max_ttl
-            )));
-        }
-        self.registry()
-            .authorize(tx.signer(), &tx.body().type_url)?;
+        self.admission.admit(&tx)?;
         if let Some(holder) = self.reader.nonce_holder(tx.signer(), tx.nonce()).await? {
             return Err(ApiError::Expiry(format!(
                 "nonce {} of signer {} was used by transaction {holder}",
@@ -141,17 +102,8 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
                 tx.signer()
             )));
         }
-        let appended = self
-            .bus
-            .publish_idempotent(
-                &self.streams.mempool_subject(),
-                &id.to_string(),
-                Bytes::from(bytes),
-                HeaderMap::new(),
-            )
-            .await?;
+        let appended = self.admission.publish(&tx).await?;
         self.remember(&tx);
-        tracing::info!(tx = %id, signer = %tx.signer(), duplicate = appended.duplicate, "submitted");
         Ok(pb::SubmitTransactionResponse {
             id: id.to_string(),
             duplicate: appended.duplicate,

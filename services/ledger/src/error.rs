@@ -5,9 +5,8 @@
 //! store, NATS) maps to UNAVAILABLE or INTERNAL and is logged.
 
 use citychain_bus::BusError;
-use citychain_governance::Refusal;
-use citychain_kernel::TxError;
-use citychain_ledger_domain::PageError;
+use citychain_follower::AdmissionError;
+use citychain_store::PageError;
 use thiserror::Error;
 use tonic::Status;
 
@@ -24,15 +23,12 @@ pub enum ApiError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The transaction fails a stateless check.
-    #[error("{0}")]
-    Transaction(#[from] TxError),
     /// The page request breaks a limit.
     #[error("{0}")]
     Page(#[from] PageError),
-    /// The signer may not send this transaction.
-    #[error("{0}")]
-    Refused(#[from] Refusal),
+    /// The transaction fails admission (encoding, signature, chain, expiry, signer).
+    #[error(transparent)]
+    Admission(#[from] AdmissionError),
     /// The transaction's expiry is already passed or too far ahead.
     #[error("{0}")]
     Expiry(String),
@@ -64,11 +60,9 @@ impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
         let message = err.to_string();
         match err {
-            ApiError::BadField { .. } | ApiError::Transaction(_) | ApiError::Page(_) => {
-                Status::invalid_argument(message)
-            }
+            ApiError::BadField { .. } | ApiError::Page(_) => Status::invalid_argument(message),
             ApiError::Expiry(_) => Status::failed_precondition(message),
-            ApiError::Refused(_) => Status::permission_denied(message),
+            ApiError::Admission(err) => err.into(),
             ApiError::NotFound(_) => Status::not_found(message),
             ApiError::Halted(_) => Status::unavailable(message),
             ApiError::Bus(_) => {
@@ -85,7 +79,7 @@ impl From<ApiError> for Status {
 
 #[cfg(test)]
 mod tests {
-    use citychain_ledger_domain::MAX_PAGE_SIZE;
+    use citychain_store::MAX_PAGE_SIZE;
     use tonic::Code;
 
     use super::*;

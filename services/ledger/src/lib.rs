@@ -4,20 +4,18 @@
 //!
 //! * [`config`]: the service's configuration sections.
 //! * [`store`]: the projection writing blocks and indexes, and the reads of them.
-//! * [`follower`]: the verifying consumer of CHAIN, with repair from the validators.
 //! * [`api`]: the gRPC API; [`error`]: its errors and their statuses.
-//! * [`service`]: the whole service as a process.
+//! * [`service`]: the whole service as a process, following CHAIN with citychain-follower
+//!   (the verifying consumer shared by every service, with repair from the validators).
 
 pub mod api;
 pub mod config;
 pub mod error;
-pub mod follower;
 pub mod service;
 pub mod store;
 
 pub use api::LedgerApi;
 pub use config::{LedgerConfig, LedgerSection};
 pub use error::ApiError;
-pub use follower::{Follower, FollowerError, Shared};
-pub use service::{SERVICE_NAME, ServiceError, serve};
-pub use store::{LedgerProjection, LedgerReader, LedgerStoreError, VerifiedBlock};
+pub use service::{LedgerFollower, SERVICE_NAME, ServiceError, resume_follower, serve};
+pub use store::{LedgerProjection, LedgerReader, LedgerStoreError};

@@ -1,18 +1,19 @@
-//! The ledger's store: the projection that writes each verified block with its indexes and
-//! the governance registry in one atomic commit, and the reads the API serves from it.
+//! The ledger's store: the [`ChainProjection`] that writes each audited block with its indexes
+//! (the follower adds the applied height and its checkpoint, with the governance registry, to
+//! the same atomic commit), and the reads the API serves from it.
 //! The key layout is [`citychain_ledger_domain::keys`].
 
-use citychain_governance::{Registry, StateError};
+use citychain_follower::{AuditedBlock, ChainProjection};
 use citychain_kernel::{Block, BlockError, BlockHash, BlockHeader, Hash32, Height, PublicKey};
 use citychain_kernel::{TxId, ValidatorSet};
 use citychain_ledger_domain::keys::{self, TxLocation};
-use citychain_ledger_domain::{IndexEntry, Page, index_block};
+use citychain_ledger_domain::{IndexEntry, index_block};
 use citychain_store::{
-    Projection, Retryable, Scan, Store, StoreError, Transaction, put_pieces, read_pieces,
+    Page, Retryable, Scan, Store, StoreError, Transaction, put_pieces, read_pieces,
 };
 use thiserror::Error;
 
-/// The name the applied height is kept under.
+/// The name the applied height and the follower's checkpoint are kept under.
 pub const PROJECTION_NAME: &str = "ledger";
 
 /// The store failed, or holds something it cannot read.
@@ -29,9 +30,6 @@ pub enum LedgerStoreError {
         /// What is wrong.
         source: BlockError,
     },
-    /// The stored registry does not decode.
-    #[error("stored governance registry is damaged: {0}")]
-    Registry(#[from] StateError),
     /// An index entry is damaged.
     #[error("ledger index entry {key} is damaged")]
     Index {
@@ -46,27 +44,11 @@ impl Retryable for LedgerStoreError {
     }
 }
 
-/// A block that passed the chain audit, with what applying it changed.
-#[derive(Debug)]
-pub struct VerifiedBlock {
-    /// The block.
-    pub block: Block,
-    /// Its encoding, as received.
-    pub bytes: Vec<u8>,
-    /// The registry after it.
-    pub registry: Vec<u8>,
-    /// Transactions in blocks 1 to this one.
-    pub transactions: u64,
-    /// The validator set that signed it.
-    pub validators: ValidatorSet,
-}
-
-/// Writes verified blocks and their indexes.
+/// Writes audited blocks and their indexes, and each validator set that signed one.
 #[derive(Debug, Default)]
 pub struct LedgerProjection;
 
-impl Projection for LedgerProjection {
-    type Block = VerifiedBlock;
+impl ChainProjection for LedgerProjection {
     type Error = LedgerStoreError;
 
     fn name(&self) -> &str {
@@ -76,19 +58,17 @@ impl Projection for LedgerProjection {
     async fn apply<T: Transaction>(
         &self,
         txn: &mut T,
-        height: u64,
-        verified: &VerifiedBlock,
+        audited: &AuditedBlock,
     ) -> Result<(), LedgerStoreError> {
-        put_pieces(txn, &keys::block(Height(height)), &verified.bytes).await?;
-        for IndexEntry { key, value } in index_block(&verified.block) {
+        put_pieces(txn, &keys::block(audited.height()), &audited.bytes).await?;
+        for IndexEntry { key, value } in index_block(&audited.block) {
             txn.put(&key, &value)?;
         }
-        let set_key = keys::validators(&verified.block.header.validators_hash);
+        // A set signs many blocks; it is stored once, for proofs of any of them.
+        let set_key = keys::validators(&audited.block.header.validators_hash);
         if txn.get(&set_key).await?.is_none() {
-            txn.put(&set_key, &keys::encode_validators(&verified.validators))?;
+            txn.put(&set_key, &keys::encode_validators(&audited.validators))?;
         }
-        put_pieces(txn, keys::REGISTRY, &verified.registry).await?;
-        txn.put(keys::TX_COUNT, &verified.transactions.to_be_bytes())?;
         Ok(())
     }
 }
@@ -194,24 +174,6 @@ impl<S: Store> LedgerReader<S> {
                 keys::decode_validators(&v).ok_or_else(|| damaged(&key))?,
             )),
             None => Ok(None),
-        }
-    }
-
-    /// The registry after the last applied block, if any block was applied.
-    pub async fn registry(&self) -> Result<Option<Registry>, LedgerStoreError> {
-        let mut txn = self.store.begin().await?;
-        match read_pieces(&mut txn, keys::REGISTRY).await? {
-            Some(bytes) => Ok(Some(Registry::decode(&bytes)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Transactions in blocks 1 to the applied height.
-    pub async fn transactions(&self) -> Result<u64, LedgerStoreError> {
-        let mut txn = self.store.begin().await?;
-        match txn.get(keys::TX_COUNT).await? {
-            Some(v) => u64_value(keys::TX_COUNT, &v),
-            None => Ok(0),
         }
     }
 

@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use citychain_bus::{Bus, BusConfig, HeaderMap, StreamsConfig, connect, ensure_streams};
+use citychain_follower::{Shared, read_checkpoint};
 use citychain_kernel::{Block, Height};
-use citychain_ledger::{Follower, LedgerReader, Shared};
+use citychain_ledger::store::PROJECTION_NAME;
+use citychain_ledger::{LedgerFollower, LedgerReader, resume_follower};
 use citychain_store::EmbeddedStore;
 use citychain_testkit::chain::ChainBuilder;
 use citychain_testkit::genesis::network;
@@ -36,7 +38,7 @@ async fn chain_with(bus: &Bus, streams: &StreamsConfig, payloads: &[Vec<u8>]) {
 }
 
 async fn follow_until(
-    follower: Follower<EmbeddedStore>,
+    follower: LedgerFollower<EmbeddedStore>,
     shared: &Arc<Shared>,
     done: impl Fn(&Shared) -> bool,
 ) {
@@ -90,7 +92,7 @@ async fn a_damaged_block_on_chain_is_repaired_from_a_validator_and_verified() {
 
     let store = EmbeddedStore::in_memory().await.unwrap();
     let shared = Shared::new(&net.genesis);
-    let follower = Follower::resume(
+    let follower = resume_follower(
         &net.genesis,
         store.clone(),
         bus.clone(),
@@ -110,6 +112,12 @@ async fn a_damaged_block_on_chain_is_repaired_from_a_validator_and_verified() {
         repaired, blocks[2],
         "the validator's intact copy was applied"
     );
+    let checkpoint = read_checkpoint(reader.store(), PROJECTION_NAME)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(checkpoint.header, blocks[4].header);
+    assert_eq!(shared.registry().as_ref(), &checkpoint.registry);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,7 +136,7 @@ async fn a_block_no_source_vouches_for_halts_the_follower_with_an_alert() {
 
     let store = EmbeddedStore::in_memory().await.unwrap();
     let shared = Shared::new(&net.genesis);
-    let follower = Follower::resume(
+    let follower = resume_follower(
         &net.genesis,
         store.clone(),
         bus.clone(),
@@ -149,5 +157,14 @@ async fn a_block_no_source_vouches_for_halts_the_follower_with_an_alert() {
     assert!(
         reader.block(Height(4)).await.unwrap().is_none(),
         "nothing skipped to"
+    );
+    let checkpoint = read_checkpoint(reader.store(), PROJECTION_NAME)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        checkpoint.height(),
+        Height(2),
+        "the checkpoint stays with the store"
     );
 }

@@ -12,8 +12,12 @@
 //! | `l/j/` len (1) subject height (8) index (4) | tx id (32) |
 //! | `l/n/` signer (32) nonce (8) | tx id (32): the (signer, nonce) pair is used |
 //! | `l/v/` validators hash (32) | that validator set ([`encode_validators`]) |
-//! | `l/r/` piece (4) | the governance registry after the last applied block |
-//! | `l/x` | transactions in blocks 1 to the applied height (8) |
+//!
+//! Outside `l/`, written in the same commits: the applied height of the projection `ledger`
+//! (`\xff\xffcitychain/meta/applied-height/ledger`, kept by citychain-store's projection
+//! runner) and the follower's checkpoint under `\xff\xfecitychain/follow/ledger/`: the last
+//! block's header, the transaction count and the governance registry after the last applied
+//! block (the layout is in citychain-follower's `checkpoint` module).
 
 use citychain_kernel::{Block, BlockHash, Hash32, Height, MemberId, PublicKey, TxId};
 use citychain_kernel::{Validator, ValidatorSet};
@@ -128,12 +132,6 @@ pub fn decode_validators(mut bytes: &[u8]) -> Option<ValidatorSet> {
     }
     Some(ValidatorSet::new(validators))
 }
-
-/// The prefix of the stored registry's pieces.
-pub const REGISTRY: &[u8] = b"l/r/";
-
-/// Transactions so far.
-pub const TX_COUNT: &[u8] = b"l/x";
 
 /// One write of the indexes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Pagination of the ledger's lists: page sizes, their limit, and page tokens.
+//! Pagination of the services' lists over store key ranges: page sizes, their limit, and page tokens.
 //!
 //! A page token is the lowercase hex of the last store key returned, so the next page starts
 //! strictly after it; it is opaque to clients, and one that does not belong to the list asked

@@ -1,0 +1,143 @@
+//! Admission of a signed transaction at a service's API, before it goes to MEMPOOL: the
+//! checks every service makes the same way (canonical encoding, chain, signature, an expiry
+//! the chain can still meet and not too far ahead, a signer the registry in force lets send
+//! this body), and the idempotent publish (`Nats-Msg-Id` = the transaction id, so a retry is
+//! never a second copy). Services add their own checks between the two.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use citychain_bus::{Appended, Bus, BusError, HeaderMap, StreamsConfig};
+use citychain_governance::{Refusal, Signer};
+use citychain_kernel::{ChainId, SignedTx, TxError};
+use thiserror::Error;
+
+use crate::shared::Shared;
+
+/// Why a transaction is not admitted.
+#[derive(Debug, Error)]
+pub enum AdmissionError {
+    /// No bytes were sent.
+    #[error("transaction: it is empty")]
+    Empty,
+    /// The bytes fail a stateless check (encoding, chain, signature, size, subjects).
+    #[error("{0}")]
+    Transaction(#[from] TxError),
+    /// The expiry has passed, or is further ahead than the service accepts.
+    #[error("{0}")]
+    Expiry(String),
+    /// The signer may not send this body.
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    /// NATS failed while publishing.
+    #[error("NATS: {0}")]
+    Bus(#[from] BusError),
+}
+
+impl From<AdmissionError> for tonic::Status {
+    /// The caller's faults are INVALID_ARGUMENT (bad bytes), FAILED_PRECONDITION (expiry) or
+    /// PERMISSION_DENIED (signer); a NATS failure is ours, UNAVAILABLE, and is logged.
+    fn from(err: AdmissionError) -> tonic::Status {
+        let message = err.to_string();
+        match err {
+            AdmissionError::Empty | AdmissionError::Transaction(_) => {
+                tonic::Status::invalid_argument(message)
+            }
+            AdmissionError::Expiry(_) => tonic::Status::failed_precondition(message),
+            AdmissionError::Refused(_) => tonic::Status::permission_denied(message),
+            AdmissionError::Bus(_) => {
+                tracing::warn!(error = %message, "submission failed on NATS");
+                tonic::Status::unavailable(message)
+            }
+        }
+    }
+}
+
+/// The admission step of one service.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    chain_id: ChainId,
+    shared: Arc<Shared>,
+    bus: Bus,
+    streams: StreamsConfig,
+    max_ttl: u64,
+}
+
+impl Admission {
+    /// Admission against the follower state `shared`, publishing to `streams`' MEMPOOL;
+    /// `max_ttl` is how many heights past the next block an expiry may be (keep it equal to
+    /// the validators' own limit, so a transaction they would drop is refused here instead).
+    pub fn new(
+        chain_id: ChainId,
+        shared: Arc<Shared>,
+        bus: Bus,
+        streams: StreamsConfig,
+        max_ttl: u64,
+    ) -> Self {
+        Admission {
+            chain_id,
+            shared,
+            bus,
+            streams,
+            max_ttl,
+        }
+    }
+
+    /// Checks `bytes` and says who signed them: [`Admission::decode`] then
+    /// [`Admission::admit`].
+    pub fn check(&self, bytes: &[u8]) -> Result<(SignedTx, Signer), AdmissionError> {
+        let tx = self.decode(bytes)?;
+        let signer = self.admit(&tx)?;
+        Ok((tx, signer))
+    }
+
+    /// The stateless checks: canonical encoding, chain, signature.
+    pub fn decode(&self, bytes: &[u8]) -> Result<SignedTx, AdmissionError> {
+        if bytes.is_empty() {
+            return Err(AdmissionError::Empty);
+        }
+        Ok(SignedTx::decode_and_verify(bytes, &self.chain_id)?)
+    }
+
+    /// The checks against the chain as the service has applied it: an expiry the next block
+    /// can meet and not too far ahead, and a signer allowed to send the body.
+    pub fn admit(&self, tx: &SignedTx) -> Result<Signer, AdmissionError> {
+        let id = tx.id();
+        let next = self.shared.applied().0 + 1;
+        if tx.expiry().0 < next {
+            return Err(AdmissionError::Expiry(format!(
+                "transaction {id} expired at height {}; the next block is {next}",
+                tx.expiry().0
+            )));
+        }
+        if tx.expiry().0 > next + self.max_ttl {
+            return Err(AdmissionError::Expiry(format!(
+                "transaction {id} expires at height {}, more than {} heights after the next \
+                 block {next}; choose an expiry up to {}",
+                tx.expiry().0,
+                self.max_ttl,
+                next + self.max_ttl
+            )));
+        }
+        Ok(self
+            .shared
+            .registry()
+            .authorize(tx.signer(), &tx.body().type_url)?)
+    }
+
+    /// Hands an admitted transaction to consensus.
+    pub async fn publish(&self, tx: &SignedTx) -> Result<Appended, AdmissionError> {
+        let id = tx.id();
+        let appended = self
+            .bus
+            .publish_idempotent(
+                &self.streams.mempool_subject(),
+                &id.to_string(),
+                Bytes::copy_from_slice(tx.bytes()),
+                HeaderMap::new(),
+            )
+            .await?;
+        tracing::info!(tx = %id, signer = %tx.signer(), duplicate = appended.duplicate, "submitted");
+        Ok(appended)
+    }
+}

@@ -1,0 +1,335 @@
+//! [`Follower`]: the verifying consumer of CHAIN. It takes each block in height order, audits
+//! it from genesis (hash link, height, time, Merkle root, every signature, the certificate of
+//! the validator set governance puts in force at that height, every signer's authorization),
+//! and applies it to the service's [`ChainProjection`] with the applied height and the
+//! follower's checkpoint in one atomic write.
+//!
+//! CHAIN holds block `h` at stream sequence `h` (the validators append with an expected last
+//! sequence), so the follower reads by sequence and needs no consumer state on the server: its
+//! position is its store's applied height. A block missing from the stream, damaged, or failing
+//! the audit is fetched again from the validators (request/reply by height) and audited; if no
+//! copy passes, the follower raises an alert (an error log, [`Shared::alert`] and so health
+//! NOT_SERVING, the `<service>.chain.violations` counter) and keeps retrying that height. It
+//! never skips a block. The alert clears once the height is applied.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use citychain_bus::{Bus, BusError, HeaderMap, StreamKind, StreamsConfig};
+use citychain_governance::{AuditError, ChainAuditor, Registry};
+use citychain_kernel::{Genesis, Height};
+use citychain_store::{ApplyError, ApplyOutcome, ProjectionRunner, Store, StoreError};
+use futures::StreamExt;
+use opentelemetry::metrics::Counter;
+use thiserror::Error;
+use tracing::Instrument;
+
+use crate::checkpoint::{CheckpointError, Checkpointed, StepError, read_checkpoint_in};
+use crate::health;
+use crate::projection::{AuditedBlock, ChainProjection};
+use crate::shared::Shared;
+
+/// How long the follower waits for news of a block before looking at the stream again.
+const POLL: Duration = Duration::from_secs(1);
+
+/// How long it waits before trying a height again after no copy of the block passed.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Why the follower stopped (or could not start). Chain violations do not stop it (they are
+/// alerts); these do.
+#[derive(Debug, Error)]
+pub enum FollowerError<E> {
+    /// The service's projection failed.
+    #[error(transparent)]
+    Projection(E),
+    /// The store failed.
+    #[error("follower store: {0}")]
+    Store(#[from] StoreError),
+    /// The stored checkpoint cannot be read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The stored checkpoint does not fit the chain's genesis.
+    #[error("cannot resume from the stored state: {0}")]
+    Resume(AuditError),
+    /// The store's applied height moved under the follower (another writer of the same
+    /// projection on a shared store, gone ahead or behind).
+    #[error(
+        "the store expects block {expected} but the follower audited block {audited}; is \
+         another writer applying the same projection?"
+    )]
+    OutOfStep {
+        /// The height the store expects next.
+        expected: u64,
+        /// The height the follower audited.
+        audited: u64,
+    },
+    /// NATS failed in a way retrying does not fix.
+    #[error("NATS: {0}")]
+    Bus(#[from] BusError),
+}
+
+/// How one service's follower reports itself.
+#[derive(Debug, Clone)]
+pub struct FollowerConfig {
+    /// The service's name, as it prefixes its telemetry: the violation counter is
+    /// `<service>.chain.violations` (meter `citychain-<service>`), the span of each block
+    /// `<service>.apply`.
+    pub service: String,
+    /// How long one validator gets to answer a request for a block.
+    pub repair_timeout: Duration,
+}
+
+impl FollowerConfig {
+    /// The configuration of `service`'s follower.
+    pub fn new(service: impl Into<String>, repair_timeout: Duration) -> Self {
+        FollowerConfig {
+            service: service.into(),
+            repair_timeout,
+        }
+    }
+}
+
+/// Follows CHAIN into a service's store through its [`ChainProjection`].
+#[derive(Debug)]
+pub struct Follower<S, P> {
+    bus: Bus,
+    streams: StreamsConfig,
+    runner: ProjectionRunner<S, Checkpointed<P>>,
+    auditor: ChainAuditor,
+    /// The auditor's registry, shared with [`Shared`] and the blocks handed to the projection
+    /// rather than copied for each.
+    registry: Arc<Registry>,
+    shared: Arc<Shared>,
+    service: String,
+    /// The OpenTelemetry name of each block's span; tracing's own span names are static.
+    apply_span: String,
+    repair_timeout: Duration,
+    violations: Counter<u64>,
+}
+
+impl<S: Store, P: ChainProjection> Follower<S, P> {
+    /// Resumes after the stored applied height, from the follower's checkpoint (from genesis
+    /// on an empty store), and publishes that position and registry to `shared`.
+    pub async fn resume(
+        genesis: &Genesis,
+        store: S,
+        projection: P,
+        bus: Bus,
+        streams: StreamsConfig,
+        shared: Arc<Shared>,
+        config: FollowerConfig,
+    ) -> Result<Self, FollowerError<P::Error>> {
+        let name = projection.name().to_string();
+        let runner = ProjectionRunner::new(store, Checkpointed::new(projection)?);
+        // `read_checkpoint_in` reads the applied height and the checkpoint in one snapshot
+        // and checks that they agree.
+        let checkpoint = {
+            let mut txn = runner.store().begin().await?;
+            read_checkpoint_in(&mut txn, &name).await?
+        };
+        let auditor = match checkpoint {
+            None => ChainAuditor::new(genesis),
+            Some(checkpoint) => checkpoint.resume(genesis).map_err(FollowerError::Resume)?,
+        };
+        let applied = Height(auditor.next_height().0 - 1);
+        let registry = Arc::new(auditor.registry().clone());
+        shared.set_registry(registry.clone());
+        shared.applied.send_replace(applied);
+        let violations = health::meter(&config.service)
+            .u64_counter(format!("{}.chain.violations", config.service))
+            .with_description("Blocks that failed the audit from every source.")
+            .build();
+        tracing::info!(
+            service = %config.service,
+            projection = %name,
+            applied = applied.0,
+            "following CHAIN"
+        );
+        Ok(Follower {
+            bus,
+            streams,
+            runner,
+            auditor,
+            registry,
+            shared,
+            apply_span: format!("{}.apply", config.service),
+            service: config.service,
+            repair_timeout: config.repair_timeout,
+            violations,
+        })
+    }
+
+    /// Follows CHAIN until `stop` resolves, or the store or the projection fails.
+    pub async fn run(
+        mut self,
+        stop: impl Future<Output = ()>,
+    ) -> Result<(), FollowerError<P::Error>> {
+        let mut news = self
+            .bus
+            .client()
+            .subscribe(self.streams.chain_subject())
+            .await
+            .map_err(|err| BusError::Request {
+                subject: self.streams.chain_subject(),
+                reason: err.to_string(),
+            })?;
+        let stream = self.streams.stream_name(StreamKind::Chain);
+        tokio::pin!(stop);
+        loop {
+            let last = match self.bus.stream_state(&stream).await {
+                Ok(state) => state.last_sequence,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read CHAIN's state; retrying");
+                    0
+                }
+            };
+            self.shared.set_chain_last(last);
+            while self.auditor.next_height().0 <= last {
+                let height = self.auditor.next_height();
+                if !self.follow(height).await? {
+                    tokio::select! {
+                        () = &mut stop => return Ok(()),
+                        () = tokio::time::sleep(RETRY) => {}
+                    }
+                }
+            }
+            if self.auditor.next_height().0 > last {
+                self.shared.caught_up.store(true, Ordering::Release);
+            }
+            tokio::select! {
+                () = &mut stop => return Ok(()),
+                // A publish on CHAIN's subject only wakes the follower: core subscribers also
+                // see appends the stream refused (a validator that lost the race to append
+                // its own copy, with another certificate), so blocks are read by sequence.
+                _ = news.next() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// Applies block `height`, from CHAIN, else from the validators. Returns false (after
+    /// raising the alert) if no copy passed the audit.
+    async fn follow(&mut self, height: Height) -> Result<bool, FollowerError<P::Error>> {
+        let span = tracing::info_span!(
+            "chain.apply",
+            otel.name = %self.apply_span,
+            service = %self.service,
+            height = height.0,
+        );
+        async {
+            let mut problems = Vec::new();
+            match self.read_chain(height).await {
+                Some(bytes) => match self.audit_and_apply(height, bytes).await? {
+                    None => return Ok(true),
+                    Some(problem) => problems.push(format!("CHAIN: {problem}")),
+                },
+                None => problems.push("CHAIN: no message at this sequence".to_string()),
+            }
+            for (validator, bytes) in self.ask_validators(height).await {
+                match self.audit_and_apply(height, bytes).await? {
+                    None => {
+                        tracing::warn!(
+                            height = height.0,
+                            validator = %validator,
+                            problems = %problems.join("; "),
+                            "block repaired from a validator"
+                        );
+                        return Ok(true);
+                    }
+                    Some(problem) => problems.push(format!("validator {validator}: {problem}")),
+                }
+            }
+            let alert = format!("block {}: {}", height.0, problems.join("; "));
+            tracing::error!(height = height.0, alert = %alert, "chain violation: not applying");
+            self.violations.add(1, &[]);
+            self.shared.set_alert(Some(alert));
+            Ok(false)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn read_chain(&self, height: Height) -> Option<Bytes> {
+        let stream = self.streams.stream_name(StreamKind::Chain);
+        match self.bus.get_message(&stream, height.0).await {
+            Ok(message) => Some(message.payload),
+            Err(err) => {
+                tracing::warn!(height = height.0, error = %err, "block not readable from CHAIN");
+                None
+            }
+        }
+    }
+
+    /// Every validator's copy of block `height` that it returned, in validator order. The
+    /// validators asked are those that must certify the block, as governance says.
+    async fn ask_validators(&self, height: Height) -> Vec<(String, Bytes)> {
+        let mut copies = Vec::new();
+        let keys: Vec<String> = self
+            .auditor
+            .verifier()
+            .validators()
+            .validators()
+            .iter()
+            .map(|v| v.key.to_string())
+            .collect();
+        for key in keys {
+            let subject = self.streams.block_service_subject(&key);
+            let request = Bytes::copy_from_slice(&height.0.to_be_bytes());
+            match self
+                .bus
+                .request(&subject, request, HeaderMap::new(), self.repair_timeout)
+                .await
+            {
+                Ok(reply) if !reply.payload.is_empty() => copies.push((key, reply.payload)),
+                Ok(_) => {
+                    tracing::debug!(height = height.0, validator = %key, "validator lacks the block")
+                }
+                Err(err) => {
+                    tracing::debug!(height = height.0, validator = %key, error = %err, "no block from validator")
+                }
+            }
+        }
+        copies
+    }
+
+    /// Audits `bytes` as block `height` and applies it. `Ok(None)` when applied, `Ok(Some(why))`
+    /// when this copy fails the audit, `Err` when the store or the projection failed.
+    async fn audit_and_apply(
+        &mut self,
+        height: Height,
+        bytes: Bytes,
+    ) -> Result<Option<String>, FollowerError<P::Error>> {
+        let (auditor, audited) =
+            match AuditedBlock::audit(&self.auditor, &self.registry, height, bytes) {
+                Ok(step) => step,
+                Err(problem) => return Ok(Some(problem.to_string())),
+            };
+        match self.runner.apply_block(height.0, &audited).await {
+            // Already applied: another replica sharing the store got there first, with the
+            // same committed block, so moving on is right.
+            Ok(ApplyOutcome::Applied) | Ok(ApplyOutcome::AlreadyApplied { .. }) => {}
+            Err(ApplyError::Gap { expected, got }) => {
+                return Err(FollowerError::OutOfStep {
+                    expected,
+                    audited: got,
+                });
+            }
+            Err(ApplyError::Projection { source, .. }) => {
+                return Err(match source {
+                    StepError::Projection(err) => FollowerError::Projection(err),
+                    StepError::Store(err) => FollowerError::Store(err),
+                });
+            }
+            Err(ApplyError::Store(err)) => return Err(FollowerError::Store(err)),
+        }
+        // Only now, with the block stored, does the follower move on.
+        self.auditor = auditor;
+        self.registry = audited.registry_after;
+        self.shared.set_registry(self.registry.clone());
+        self.shared.set_alert(None);
+        self.shared.applied.send_replace(height);
+        Ok(None)
+    }
+}

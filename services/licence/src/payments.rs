@@ -1,0 +1,154 @@
+//! The token platform's verdicts on reads, taken from EVENTS (`tokens.ReadPaid` and
+//! `tokens.ReadPaymentFailed`) into the licence store, with the stream position they were read
+//! up to in the same commit. A redelivered event finds its sequence already stored and
+//! changes nothing, so each verdict is stored once whatever the bus does.
+//!
+//! The durable consumer is re-created at start from the stored position (not the server's
+//! memory of it), so a store rebuilt from nothing reads every verdict again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use citychain_bus::{Bus, BusError, ConsumerSpec, StartPosition, StreamKind, StreamsConfig};
+use citychain_kernel::TxId;
+use citychain_licence_domain::Payment;
+use citychain_licence_domain::keys;
+use citychain_proto::citychain::tokens::v1 as tpb;
+use citychain_store::{Store, StoreError, Transaction};
+use prost::Message;
+use tokio::sync::Notify;
+
+/// How long to wait for an event before checking `stop` again.
+const POLL: Duration = Duration::from_secs(1);
+
+/// A verdict read from an event.
+fn verdict(subject: &str, payload: &[u8]) -> Option<(TxId, Payment)> {
+    let kind = subject.rsplit('.').next()?;
+    match kind {
+        "ReadPaid" => {
+            let paid = tpb::ReadPaid::decode(payload).ok()?;
+            Some((
+                paid.read_id.parse().ok()?,
+                Payment::Paid {
+                    amount: paid.amount,
+                },
+            ))
+        }
+        "ReadPaymentFailed" => {
+            let failed = tpb::ReadPaymentFailed::decode(payload).ok()?;
+            Some((
+                failed.read_id.parse().ok()?,
+                Payment::Failed {
+                    price: failed.price,
+                    balance: failed.balance,
+                    shortfall: failed.shortfall,
+                },
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn position(bytes: Option<Vec<u8>>) -> u64 {
+    bytes
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// Why the payments reader stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentsError {
+    /// NATS failed.
+    #[error("reading payments: NATS: {0}")]
+    Bus(#[from] BusError),
+    /// The store failed.
+    #[error("reading payments: store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Reads verdicts into the store until `stop` resolves; pokes `released` after each one so
+/// the releaser looks at once.
+pub async fn run<S: Store>(
+    store: S,
+    bus: Bus,
+    streams: StreamsConfig,
+    durable: String,
+    released: Arc<Notify>,
+    stop: impl Future<Output = ()>,
+) -> Result<(), PaymentsError> {
+    let stream = streams.stream_name(StreamKind::Events);
+    let mut txn = store.begin().await?;
+    let from = position(txn.get(keys::EVENTS_POSITION).await?) + 1;
+    drop(txn);
+    bus.delete_consumer(&stream, &durable).await?;
+    let spec = ConsumerSpec::new(durable)
+        .filter(streams.service_events("tokens")?)
+        .start_at(StartPosition::Sequence(from));
+    let mut consumer = bus.durable_consumer(&stream, &spec).await?;
+    tracing::info!(from, "reading the token platform's payments");
+    tokio::pin!(stop);
+    loop {
+        let delivery = tokio::select! {
+            () = &mut stop => return Ok(()),
+            next = consumer.next_timeout(POLL) => next?,
+        };
+        let Some(delivery) = delivery else { continue };
+        let sequence = delivery.stream_sequence;
+        let found = verdict(&delivery.subject, &delivery.payload);
+        let mut txn = store.begin().await?;
+        if position(txn.get(keys::EVENTS_POSITION).await?) < sequence {
+            if let Some((read, payment)) = &found {
+                txn.put(&keys::payment(read), &payment.encode())?;
+            }
+            txn.put(keys::EVENTS_POSITION, &sequence.to_be_bytes())?;
+            txn.commit().await?;
+        }
+        delivery.ack().await?;
+        if let Some((read, payment)) = found {
+            tracing::debug!(read = %read, ?payment, sequence, "payment verdict stored");
+            released.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_are_read_from_their_subjects() {
+        let id = TxId::default();
+        let paid = tpb::ReadPaid {
+            read_id: id.to_string(),
+            amount: 5,
+            ..Default::default()
+        };
+        assert_eq!(
+            verdict("citychain.c.events.tokens.ReadPaid", &paid.encode_to_vec()),
+            Some((id, Payment::Paid { amount: 5 }))
+        );
+        let failed = tpb::ReadPaymentFailed {
+            read_id: id.to_string(),
+            price: 5,
+            balance: 1,
+            shortfall: 4,
+            ..Default::default()
+        };
+        assert_eq!(
+            verdict(
+                "citychain.c.events.tokens.ReadPaymentFailed",
+                &failed.encode_to_vec()
+            ),
+            Some((
+                id,
+                Payment::Failed {
+                    price: 5,
+                    balance: 1,
+                    shortfall: 4
+                }
+            ))
+        );
+        assert_eq!(verdict("citychain.c.events.tokens.RewardMinted", &[]), None);
+    }
+}

@@ -1,0 +1,98 @@
+//! The token service's own configuration sections, beside the shared ones of every service
+//! (`[grpc]`, `[metrics]`, `[log]`).
+//!
+//! ```toml
+//! [chain]
+//! genesis = "/etc/citychain/genesis.json"
+//!
+//! [tokens]
+//! data_dir = "/var/lib/citychain/tokens"
+//! repair_timeout_ms = 2000    # how long one validator gets to answer a block request
+//! stream_replicas = 1         # JetStream replicas if this service creates the streams
+//!
+//! [nats]                      # see citychain_bus::BusConfig
+//! urls = ["nats://127.0.0.1:4222"]
+//! ```
+
+use std::path::PathBuf;
+
+use citychain_bus::BusConfig;
+use serde::Deserialize;
+
+pub use citychain_runtime::config::ChainSection;
+
+/// `[tokens]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensSection {
+    /// Where the token service keeps its store.
+    pub data_dir: PathBuf,
+    /// How long one validator gets to answer a block request during a repair.
+    pub repair_timeout_ms: u64,
+    /// JetStream replicas of the chain's streams, used if this service starts before any
+    /// validator has created them.
+    pub stream_replicas: usize,
+}
+
+impl Default for TokensSection {
+    fn default() -> Self {
+        TokensSection {
+            data_dir: PathBuf::from("tokens-data"),
+            repair_timeout_ms: 2_000,
+            stream_replicas: 1,
+        }
+    }
+}
+
+/// Everything the token service reads beside the shared sections.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    /// `[chain]`.
+    pub chain: ChainSection,
+    /// `[tokens]`.
+    #[serde(default)]
+    pub tokens: TokensSection,
+    /// `[nats]`.
+    #[serde(default)]
+    pub nats: BusConfig,
+}
+
+#[cfg(test)]
+mod tests {
+    use citychain_runtime::{ConfigLoader, ServiceConfig};
+
+    use super::*;
+
+    #[test]
+    fn the_documented_shape_loads_and_unknown_keys_are_refused() {
+        let text = r#"
+[service]
+name = "tokens"
+[chain]
+genesis = "/etc/citychain/genesis.json"
+[tokens]
+data_dir = "/var/lib/citychain/tokens"
+repair_timeout_ms = 500
+[nats]
+urls = ["nats://127.0.0.1:4222"]
+"#;
+        let config: ServiceConfig<TokensConfig> = ConfigLoader::new()
+            .toml(text)
+            .env(Vec::<(String, String)>::new())
+            .load()
+            .unwrap();
+        assert_eq!(config.extra.tokens.repair_timeout_ms, 500);
+        assert_eq!(config.extra.tokens.stream_replicas, 1);
+        assert_eq!(
+            config.extra.chain.genesis,
+            PathBuf::from("/etc/citychain/genesis.json")
+        );
+        let bad = ConfigLoader::new()
+            .toml("[service]\nname = \"tokens\"\n[chain]\ngenesis = \"g\"\n[tokens]\nprice = 3\n")
+            .env(Vec::<(String, String)>::new())
+            .load::<TokensConfig>();
+        let err = bad.unwrap_err().to_string();
+        assert!(err.contains("price"), "{err}");
+    }
+}

@@ -1,0 +1,185 @@
+//! The outbox publisher: events decided in a block are written to the store in the block's
+//! own commit (`tk/o/…`, see [`crate::keys`]); this task publishes them to EVENTS in chain
+//! order, each with `Nats-Msg-Id` = its event id `tokens.<height>.<index>.<n>`, and deletes
+//! them once JetStream has acknowledged them.
+//!
+//! So an event is published at least once whatever fails when: a crash before the publish
+//! leaves it in the outbox, and a crash between the acknowledgement and the delete publishes
+//! it again on restart, under the same id, which JetStream drops as a duplicate within the
+//! stream's duplicate window. Beyond that window (a service rebuilt from an empty store
+//! republishes its whole history, say) a consumer sees the event again with the same id and
+//! must treat the id as the event's identity.
+//!
+//! The publisher only reads the outbox and deletes keys it has published, in transactions of
+//! their own, so it never conflicts with the follower's commits.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use citychain_bus::{Bus, HeaderMap, StreamsConfig};
+use citychain_kernel::Height;
+use citychain_store::{Scan, Store, Transaction};
+use opentelemetry::metrics::Counter;
+use tokio::sync::watch;
+
+use crate::journal::TokensStoreError;
+use crate::keys;
+use crate::wire::Envelope;
+
+/// Events published per round at most.
+const BATCH: usize = 256;
+
+/// How long the publisher sleeps when nothing wakes it.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// How long it waits before trying again after NATS or the store failed.
+const BACKOFF: Duration = Duration::from_millis(500);
+
+/// The outbox publisher of one token service.
+#[derive(Debug)]
+pub struct OutboxPublisher<S> {
+    store: S,
+    bus: Bus,
+    streams: StreamsConfig,
+    published: Counter<u64>,
+}
+
+/// One pending event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Its outbox key.
+    pub key: Vec<u8>,
+    /// Its id, `tokens.<height>.<index>.<n>`.
+    pub id: String,
+    /// Its name and message.
+    pub envelope: Envelope,
+}
+
+/// The oldest `limit` events waiting in the outbox, in chain order.
+pub async fn pending<S: Store>(store: &S, limit: usize) -> Result<Vec<Pending>, TokensStoreError> {
+    let mut txn = store.begin().await?;
+    let rows = txn.scan(&Scan::prefix(keys::OUTBOX).limit(limit)).await?;
+    rows.into_iter()
+        .map(|(key, value)| {
+            let (height, index, n) = keys::outbox_place(&key)
+                .ok_or_else(|| crate::journal::damaged(&key, "not an outbox key"))?;
+            let envelope = Envelope::decode(&value)
+                .ok_or_else(|| crate::journal::damaged(&key, "not an outbox envelope"))?;
+            Ok(Pending {
+                id: keys::event_id(height, index, n),
+                key,
+                envelope,
+            })
+        })
+        .collect()
+}
+
+impl<S: Store> OutboxPublisher<S> {
+    /// A publisher of `store`'s outbox to `streams`' EVENTS.
+    pub fn new(store: S, bus: Bus, streams: StreamsConfig) -> Self {
+        let published = opentelemetry::global::meter("citychain-tokens")
+            .u64_counter("tokens.events.published")
+            .with_description("Token events acknowledged by EVENTS (repeats included).")
+            .build();
+        OutboxPublisher {
+            store,
+            bus,
+            streams,
+            published,
+        }
+    }
+
+    /// Publishes until `stop` resolves, woken whenever `applied` moves (a block may have
+    /// filled the outbox) and every second otherwise. Failures are logged and retried: an
+    /// event is never dropped.
+    pub async fn run(self, mut applied: watch::Receiver<Height>, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            let pause = match self.publish_some().await {
+                Ok(0) => IDLE,
+                // More may be waiting: go again at once.
+                Ok(n) if n >= BATCH => Duration::ZERO,
+                Ok(_) => IDLE,
+                Err(err) => {
+                    tracing::warn!(error = %err, "publishing token events failed; retrying");
+                    BACKOFF
+                }
+            };
+            if pause.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                changed = applied.changed() => {
+                    if changed.is_err() {
+                        // The follower is gone; keep draining on the timer until stopped.
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// Publishes one batch; returns how many events it published (and deleted).
+    pub async fn publish_some(&self) -> Result<usize, PublishError> {
+        let batch = pending(&self.store, BATCH).await?;
+        let mut done = Vec::with_capacity(batch.len());
+        let mut failure = None;
+        for event in &batch {
+            let subject = self
+                .streams
+                .event_subject("tokens", &event.envelope.name)
+                .map_err(PublishError::Bus)?;
+            match self
+                .bus
+                .publish_idempotent(
+                    &subject,
+                    &event.id,
+                    Bytes::from(event.envelope.payload.clone()),
+                    HeaderMap::new(),
+                )
+                .await
+            {
+                Ok(appended) => {
+                    tracing::debug!(id = %event.id, duplicate = appended.duplicate, "token event published");
+                    self.published.add(1, &[]);
+                    done.push(event.key.clone());
+                }
+                Err(err) => {
+                    // Stop at the first failure so events go out in chain order.
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        if !done.is_empty() {
+            let mut txn = self.store.begin().await?;
+            for key in &done {
+                txn.delete(key)?;
+            }
+            txn.commit().await.map_err(TokensStoreError::from)?;
+        }
+        match failure {
+            Some(err) => Err(PublishError::Bus(err)),
+            None => Ok(done.len()),
+        }
+    }
+}
+
+/// Why a round of publishing stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] TokensStoreError),
+    /// NATS failed.
+    #[error("NATS: {0}")]
+    Bus(citychain_bus::BusError),
+}
+
+impl From<citychain_store::StoreError> for PublishError {
+    fn from(err: citychain_store::StoreError) -> Self {
+        PublishError::Store(err.into())
+    }
+}

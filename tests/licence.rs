@@ -1,0 +1,491 @@
+//! The licence and token platforms end to end, with four real validators, the ledger, the
+//! token service and the licence service against a real nats-server: a department's record is
+//! read by another only after the read's receipt has committed and the token platform has paid
+//! for it; refusals release nothing and say why; the object store holds only ciphertext; a
+//! citizen's receipts are exactly the committed reads of their records, each with a proof that
+//! verifies offline; and restarts lose nothing and release no key twice.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use citychain_client::{LedgerClient, LicenceClient, Signer, open_read};
+use citychain_governance::{Action, FieldKind, FieldSpec, RecordType, RecordTypeName};
+use citychain_kernel::genesis::MemberPlan;
+use citychain_kernel::proof::TransactionProof;
+use citychain_kernel::{Height, KeyPair, MemberId, Role, TxId};
+use citychain_proto::citychain::licence::v1 as lpb;
+use citychain_proto::citychain::licence::v1::read_state::State;
+use citychain_proto::citychain::tokens::v1 as tpb;
+use citychain_proto::citychain::tokens::v1::token_service_client::TokenServiceClient;
+use citychain_records::{ReadTarget, read_body, upload_body};
+use citychain_scenarios::{Network, Service};
+use citychain_testkit::genesis::network_with;
+
+const SEED: u64 = 61;
+const CITIZEN: &str = "citizen:330102-19900101-0042";
+const SURVEY: &str = "survey.property";
+const FILING: &str = "housing.filing";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn field(name: &str, kind: FieldKind) -> FieldSpec {
+    FieldSpec {
+        name: name.into(),
+        kind,
+        required: true,
+    }
+}
+
+fn record_type(name: &str, owner: &str, fields: Vec<FieldSpec>, price: u64) -> Action {
+    Action::DeclareRecordType(RecordType {
+        name: RecordTypeName::new("test", name).unwrap(),
+        owner: MemberId::new(owner).unwrap(),
+        fields,
+        readers: [Role::Department].into(),
+        read_price: price,
+        upload_reward: 5,
+    })
+}
+
+/// The whole platform: validators, ledger, tokens, licence; two record types declared.
+struct Platform {
+    net: Network,
+    ledger: LedgerClient,
+    licence: LicenceClient,
+    tokens: TokenServiceClient<tonic::transport::Channel>,
+}
+
+impl Platform {
+    async fn start() -> Platform {
+        let extra = [
+            ("dept.surveying", "Surveying and Mapping Institute"),
+            ("dept.housing", "Housing Transaction Filing Office"),
+        ]
+        .map(|(id, name)| MemberPlan {
+            id: id.into(),
+            name: name.into(),
+            role: Role::Department,
+        });
+        let mut net = Network::new(network_with(4, &extra, SEED)).await;
+        net.start_validators().await;
+        net.start(Service::Ledger, "ledger").await;
+        net.start(Service::Tokens, "tokens").await;
+        net.start(Service::Licence, "licence").await;
+        let mut ledger = net.client().await;
+        let survey = record_type(
+            SURVEY,
+            "dept.surveying",
+            vec![
+                field("parcel_id", FieldKind::Text),
+                field("floor_area_m2", FieldKind::Integer),
+            ],
+            2,
+        );
+        let filing = record_type(
+            FILING,
+            "dept.housing",
+            vec![
+                field("contract_no", FieldKind::Text),
+                field("price_cny", FieldKind::Integer),
+                field("signed_on", FieldKind::Date),
+            ],
+            3,
+        );
+        net.pass(&mut ledger, "declare-survey", &survey).await;
+        let declared = net.pass(&mut ledger, "declare-filing", &filing).await;
+        let licence = LicenceClient::connect(&format!("http://{}", net.licence_addr))
+            .await
+            .unwrap();
+        let tokens = TokenServiceClient::connect(format!("http://{}", net.tokens_addr))
+            .await
+            .unwrap();
+        let mut platform = Platform {
+            net,
+            ledger,
+            licence,
+            tokens,
+        };
+        platform.wait_licence_at(declared).await;
+        platform
+    }
+
+    fn signer(&self, member: &str, nonce: u64) -> Signer {
+        self.net.signer(member, nonce)
+    }
+
+    async fn expiry(&mut self) -> Height {
+        Height(self.ledger.tip_height().await.unwrap() + 50)
+    }
+
+    /// Waits until the licence service has applied `height`.
+    async fn wait_licence_at(&mut self, height: u64) {
+        self.licence.wait_applied(height, WAIT).await.unwrap();
+    }
+
+    async fn upload(&mut self, member: &str, nonce: u64, record_type: &str, payload: &str) -> TxId {
+        let expiry = self.expiry().await;
+        let id = self
+            .licence
+            .upload(
+                &self.signer(member, nonce),
+                expiry,
+                record_type,
+                CITIZEN,
+                payload.as_bytes(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("upload of {record_type} by {member}: {e}"));
+        self.ledger.wait_on_chain(&id, WAIT).await.unwrap();
+        id.parse().unwrap()
+    }
+
+    /// Submits a read of `record` by `reader` straight to the ledger (as any service's API
+    /// may) and waits for its commit; returns its id.
+    async fn read_via_ledger(&mut self, reader: &str, nonce: u64, record: TxId) -> String {
+        let expiry = self.expiry().await;
+        let body = read_body(&ReadTarget::Record(record), CITIZEN, "deed tax assessment");
+        let tx = self.signer(reader, nonce).sign(body, expiry).unwrap();
+        let id = self.ledger.submit(&tx).await.unwrap();
+        self.ledger.wait(&id, WAIT).await.unwrap();
+        id
+    }
+
+    /// Submits a read of `record` by `reader` and waits for its commit; returns its id.
+    async fn read(&mut self, reader: &str, nonce: u64, record: TxId) -> String {
+        let expiry = self.expiry().await;
+        let body = read_body(&ReadTarget::Record(record), CITIZEN, "deed tax assessment");
+        let reply = self
+            .licence
+            .submit_read(&self.signer(reader, nonce), expiry, body)
+            .await
+            .unwrap_or_else(|e| panic!("read by {reader}: {e}"));
+        self.ledger
+            .wait_on_chain(&reply.read_id, WAIT)
+            .await
+            .unwrap();
+        reply.read_id
+    }
+
+    async fn balance(&mut self, member: &str) -> i64 {
+        self.tokens
+            .get_balance(tpb::GetBalanceRequest {
+                account: format!("member:{member}"),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .balance
+    }
+
+    async fn wait_balance(&mut self, member: &str, expected: i64) {
+        let mut last = 0;
+        for _ in 0..150 {
+            last = self.balance(member).await;
+            if last == expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{member}'s balance stays {last}, expected {expected}");
+    }
+}
+
+const FILING_PAYLOAD: &str =
+    r#"{"contract_no":"HZ-2026-118734","price_cny":3200000,"signed_on":"2026-11-02"}"#;
+const SURVEY_PAYLOAD: &str = r#"{"floor_area_m2":89,"parcel_id":"330102-017-0042"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_is_released_to_another_department_only_after_its_read_commits_and_is_paid() {
+    let mut p = Platform::start().await;
+    let record = p.upload("dept.housing", 1, FILING, FILING_PAYLOAD).await;
+    p.wait_balance("dept.housing", 5).await;
+
+    // A read signed but never submitted has no receipt: nothing can be obtained for it.
+    let expiry = p.expiry().await;
+    let unsubmitted = p
+        .signer("dept.tax", 900)
+        .sign(read_body(&ReadTarget::Record(record), CITIZEN, "x"), expiry)
+        .unwrap();
+    let status = p
+        .licence
+        .grpc()
+        .get_read(lpb::GetReadRequest {
+            read_id: unsubmitted.id().to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+
+    // The tax bureau has no tokens yet: its committed read is not paid and releases nothing.
+    let unpaid = p.read("dept.tax", 1, record).await;
+    let state = p.licence.wait_read(&unpaid, WAIT).await.unwrap();
+    assert_eq!(state.state, State::PaymentFailed as i32, "{state:?}");
+    assert!(state.reason.contains("3 short"), "{}", state.reason);
+    assert!(state.grant.is_none() && state.sealed_payload.is_empty());
+
+    // Governance grants it tokens; the next read is paid and released.
+    let granted = p
+        .net
+        .pass(
+            &mut p.ledger,
+            "grant-tax",
+            &Action::GrantTokens {
+                member: MemberId::new("dept.tax").unwrap(),
+                amount: 10,
+            },
+        )
+        .await;
+    p.wait_balance("dept.tax", 10).await;
+    let paid = p.read("dept.tax", 2, record).await;
+    let state = p.licence.wait_read(&paid, WAIT).await.unwrap();
+    assert_eq!(state.state, State::Released as i32, "{state:?}");
+    assert!(state.height > granted, "the read committed after the grant");
+    let tax = &p.net.net.keys["dept.tax"];
+    let opened = open_read(&state, &tax.encryption).unwrap();
+    assert_eq!(opened.payload, FILING_PAYLOAD.as_bytes());
+    assert_eq!(
+        opened.upload.signer(),
+        &p.net.net.keys["dept.housing"].signing.public_key()
+    );
+    // Another member's secret opens nothing.
+    let bank = &p.net.net.keys["bank.city-commercial"];
+    assert!(open_read(&state, &bank.encryption).is_err());
+    p.wait_balance("dept.tax", 7).await;
+    p.wait_balance("dept.housing", 8).await;
+
+    // The object store holds only ciphertext.
+    let bus = p.net.bus().await;
+    let objects = bus
+        .object_store(&p.net.streams.object_bucket("licence-records").unwrap(), 1)
+        .await
+        .unwrap();
+    let names = objects.list_names().await.unwrap();
+    assert_eq!(names, vec![record.to_string()]);
+    for name in names {
+        let stored = objects.get(&name).await.unwrap().unwrap();
+        for needle in ["HZ-2026-118734", "3200000", "contract_no"] {
+            assert!(
+                !stored.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "object {name} holds {needle:?} in clear"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_reads_release_nothing_and_say_why() {
+    let mut p = Platform::start().await;
+    let record = p.upload("dept.surveying", 1, SURVEY, SURVEY_PAYLOAD).await;
+
+    // Only departments read survey records: a bank is refused at submission, naming the rule.
+    let expiry = p.expiry().await;
+    let body = read_body(&ReadTarget::Record(record), CITIZEN, "mortgage");
+    let err = p
+        .licence
+        .submit_read(&p.signer("bank.city-commercial", 1), expiry, body)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("may be read by its owner and department") && err.contains("is a bank"),
+        "{err}"
+    );
+
+    // The same read sent around the licence API (straight to the ledger) still commits as a
+    // receipt, and is refused there: nothing is released.
+    let tx = p
+        .signer("bank.city-commercial", 2)
+        .sign(
+            read_body(&ReadTarget::Record(record), CITIZEN, "mortgage"),
+            expiry,
+        )
+        .unwrap();
+    let id = p.ledger.submit(&tx).await.unwrap();
+    p.ledger.wait(&id, WAIT).await.unwrap();
+    let state = p.licence.wait_read(&id, WAIT).await.unwrap();
+    assert_eq!(state.state, State::Refused as i32, "{state:?}");
+    assert!(state.reason.contains("is a bank"), "{}", state.reason);
+    assert!(state.grant.is_none() && state.sealed_payload.is_empty());
+    // The token platform charged nothing for it.
+    assert_eq!(p.balance("bank.city-commercial").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_citizens_receipts_are_the_committed_reads_of_their_records_with_offline_proofs() {
+    let mut p = Platform::start().await;
+    let survey = p.upload("dept.surveying", 1, SURVEY, SURVEY_PAYLOAD).await;
+    let filing = p.upload("dept.housing", 1, FILING, FILING_PAYLOAD).await;
+    let mut reads = BTreeSet::new();
+    reads.insert(p.read("dept.housing", 2, survey).await);
+    reads.insert(p.read("dept.surveying", 2, filing).await);
+    reads.insert(p.read("dept.surveying", 3, survey).await);
+
+    let citizen = KeyPair::from_seeds(None, &[7; 32], &[8; 32]);
+    let citizen_signer = Signer::new(
+        p.net.net.genesis.chain_id.clone(),
+        citizen.signing.clone(),
+        1,
+    );
+    let expiry = p.expiry().await;
+    // Before a department vouches for the citizen's key, the query is refused.
+    let err = p
+        .licence
+        .receipts(&citizen_signer, expiry, CITIZEN, "")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not bound to subject"), "{err}");
+    let bind = citychain_records::bind_subject_body(CITIZEN, &citizen.signing.public_key());
+    let bound = p
+        .ledger
+        .submit_and_wait(&p.signer("dept.public-security", 1), bind)
+        .await
+        .unwrap();
+    p.wait_licence_at(bound.height).await;
+    let expiry = p.expiry().await;
+    let mut listed = None;
+    for _ in 0..100 {
+        match p
+            .licence
+            .receipts(&citizen_signer, expiry, CITIZEN, "")
+            .await
+        {
+            Ok(list) => {
+                listed = Some(list);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let listed = listed.expect("the bound citizen gets an answer");
+    let ids: BTreeSet<String> = listed.receipts.iter().map(|r| r.read_id.clone()).collect();
+    assert_eq!(ids, reads);
+    for receipt in &listed.receipts {
+        let proof = TransactionProof::from_proto(receipt.proof.clone().unwrap()).unwrap();
+        let verified = proof.verify(&p.net.net.genesis.chain_id).unwrap();
+        assert!(verified.signed_by_genesis(&p.net.net.genesis));
+        assert_eq!(verified.tx.id().to_string(), receipt.read_id);
+        assert_eq!(verified.height.0, receipt.height);
+        assert!(!receipt.reader.is_empty() && receipt.purpose == "deed tax assessment");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_licence_service_loses_no_record_and_releases_no_key_twice() {
+    let mut p = Platform::start().await;
+    let filing = p.upload("dept.housing", 1, FILING, FILING_PAYLOAD).await;
+    let survey = p.upload("dept.surveying", 1, SURVEY, SURVEY_PAYLOAD).await;
+    let first = p.read("dept.surveying", 2, filing).await;
+    let before = p.licence.wait_read(&first, WAIT).await.unwrap();
+    assert_eq!(before.state, State::Released as i32, "{before:?}");
+
+    // Reads commit while the licence service is down; it catches up when it is back.
+    p.net.kill(Service::Licence).await;
+    let second = p.read_via_ledger("dept.housing", 2, survey).await;
+    let third = p.read_via_ledger("dept.housing", 3, survey).await;
+    p.net.start(Service::Licence, "licence").await;
+
+    let after = p.licence.wait_read(&first, WAIT).await.unwrap();
+    assert_eq!(
+        after.grant, before.grant,
+        "the first grant was not issued again"
+    );
+    for read in [&second, &third] {
+        let state = p.licence.wait_read(read, WAIT).await.unwrap();
+        assert_eq!(state.state, State::Released as i32, "{state:?}");
+        let housing = &p.net.net.keys["dept.housing"];
+        assert_eq!(
+            open_read(&state, &housing.encryption).unwrap().payload,
+            SURVEY_PAYLOAD.as_bytes()
+        );
+    }
+    for record in [filing, survey] {
+        p.licence
+            .grpc()
+            .get_record(lpb::GetRecordRequest {
+                record_id: record.to_string(),
+            })
+            .await
+            .unwrap();
+    }
+    // Each read was charged once: housing earned 5 + 2 (surveying read its filing) and paid
+    // 2 twice for the survey.
+    p.wait_balance("dept.housing", 5 + 3 - 2 - 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_uploads_and_reads_get_typed_errors_naming_the_field_or_limit() {
+    let mut p = Platform::start().await;
+    let expiry = p.expiry().await;
+    let housing = p.signer("dept.housing", 1);
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "unknown.type",
+            "dept.housing",
+            FILING_PAYLOAD.into(),
+            "record type unknown.type is not declared",
+        ),
+        (
+            FILING,
+            "dept.housing",
+            br#"{"contract_no":"x","price_cny":"lots","signed_on":"2026-01-01"}"#.to_vec(),
+            "field \"price_cny\" must be integer",
+        ),
+        (
+            FILING,
+            "dept.housing",
+            vec![b' '; 1024 * 1024 + 1],
+            "above the limit of 1048576 bytes",
+        ),
+        (
+            FILING,
+            "dept.tax",
+            FILING_PAYLOAD.into(),
+            "is owned by dept.housing; dept.tax may not upload it",
+        ),
+    ];
+    for (record_type, member, payload, needle) in cases {
+        let signer = if member == "dept.housing" {
+            &housing
+        } else {
+            &p.signer(member, 1)
+        };
+        let err = p
+            .licence
+            .upload(signer, expiry, record_type, CITIZEN, &payload)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{record_type} by {member}: {err}");
+    }
+    // An expired read request.
+    let record = p.upload("dept.housing", 10, FILING, FILING_PAYLOAD).await;
+    let tip = p.ledger.tip_height().await.unwrap();
+    let body = read_body(&ReadTarget::Record(record), CITIZEN, "x");
+    let err = p
+        .licence
+        .submit_read(&p.signer("dept.tax", 1), Height(tip), body)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expired at height"), "{err}");
+    // A record that does not exist.
+    let body = read_body(&ReadTarget::Record(TxId::default()), CITIZEN, "x");
+    let err = p
+        .licence
+        .submit_read(&p.signer("dept.tax", 2), expiry, body)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no record"), "{err}");
+    // A body of the wrong kind.
+    let err = p
+        .licence
+        .submit_read(&housing, expiry, upload_body(FILING, CITIZEN, b"{}"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("this call takes citychain.licence.v1.Read"),
+        "{err}"
+    );
+}
