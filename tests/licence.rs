@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use citychain_client::{LedgerClient, LicenceClient, Signer, open_read};
-use citychain_governance::{Action, FieldKind, FieldSpec, RecordType, RecordTypeName};
+use citychain_governance::{Action, FieldKind, RecordType};
 use citychain_kernel::genesis::MemberPlan;
 use citychain_kernel::proof::TransactionProof;
 use citychain_kernel::{Height, KeyPair, MemberId, Role, TxId};
@@ -27,23 +27,11 @@ const SURVEY: &str = "survey.property";
 const FILING: &str = "housing.filing";
 const WAIT: Duration = Duration::from_secs(30);
 
-fn field(name: &str, kind: FieldKind) -> FieldSpec {
-    FieldSpec {
-        name: name.into(),
-        kind,
-        required: true,
-    }
-}
-
-fn record_type(name: &str, owner: &str, fields: Vec<FieldSpec>, price: u64) -> Action {
-    Action::DeclareRecordType(RecordType {
-        name: RecordTypeName::new("test", name).unwrap(),
-        owner: MemberId::new(owner).unwrap(),
-        fields,
-        readers: [Role::Department].into(),
-        read_price: price,
-        upload_reward: 5,
-    })
+/// Declares `name`, owned by `owner`, read by departments, earning 5 per upload.
+fn record_type(name: &str, owner: &str, fields: &[(&str, FieldKind, bool)], price: u64) -> Action {
+    Action::DeclareRecordType(
+        RecordType::build(name, owner, fields, &[Role::Department], price, 5).unwrap(),
+    )
 }
 
 /// The whole platform: validators, ledger, tokens, licence; two record types declared.
@@ -74,19 +62,19 @@ impl Platform {
         let survey = record_type(
             SURVEY,
             "dept.surveying",
-            vec![
-                field("parcel_id", FieldKind::Text),
-                field("floor_area_m2", FieldKind::Integer),
+            &[
+                ("parcel_id", FieldKind::Text, true),
+                ("floor_area_m2", FieldKind::Integer, true),
             ],
             2,
         );
         let filing = record_type(
             FILING,
             "dept.housing",
-            vec![
-                field("contract_no", FieldKind::Text),
-                field("price_cny", FieldKind::Integer),
-                field("signed_on", FieldKind::Date),
+            &[
+                ("contract_no", FieldKind::Text, true),
+                ("price_cny", FieldKind::Integer, true),
+                ("signed_on", FieldKind::Date, true),
             ],
             3,
         );
@@ -307,6 +295,135 @@ async fn refused_reads_release_nothing_and_say_why() {
     assert!(state.grant.is_none() && state.sealed_payload.is_empty());
     // The token platform charged nothing for it.
     assert_eq!(p.balance("bank.city-commercial").await, 0);
+
+    // An upload sent around the licence service commits without a payload: a paid read of it
+    // is withheld for good, saying why.
+    let bare = p
+        .signer("dept.surveying", 5)
+        .sign(
+            upload_body(SURVEY, CITIZEN, SURVEY_PAYLOAD.as_bytes()),
+            expiry,
+        )
+        .unwrap();
+    let bare_id = p.ledger.submit(&bare).await.unwrap();
+    p.ledger.wait(&bare_id, WAIT).await.unwrap();
+    // Its owner reads it (free, so paid at once).
+    let read = p.read("dept.surveying", 7, bare.id()).await;
+    let state = p.licence.wait_read(&read, WAIT).await.unwrap();
+    assert_eq!(state.state, State::Refused as i32, "{state:?}");
+    assert!(
+        state.reason.contains("has no stored payload"),
+        "{}",
+        state.reason
+    );
+    assert!(state.grant.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_catalogue_lists_metadata_by_subject_type_owner_and_height_in_pages() {
+    let mut p = Platform::start().await;
+    let first = p.upload("dept.surveying", 1, SURVEY, SURVEY_PAYLOAD).await;
+    let second = p.upload("dept.housing", 1, FILING, FILING_PAYLOAD).await;
+    let third = p
+        .upload(
+            "dept.surveying",
+            2,
+            SURVEY,
+            r#"{"floor_area_m2":60,"parcel_id":"x"}"#,
+        )
+        .await;
+    let tip = p.ledger.tip_height().await.unwrap();
+    p.wait_licence_at(tip).await;
+    let search =
+        |subject: &str, record_type: &str, owner: &str, from: u64, size: u32, token: String| {
+            lpb::SearchRecordsRequest {
+                subject: subject.into(),
+                record_type: record_type.into(),
+                owner: owner.into(),
+                from_height: from,
+                to_height: 0,
+                page_size: size,
+                page_token: token,
+            }
+        };
+    let ids = |r: &lpb::SearchRecordsResponse| -> Vec<String> {
+        r.records.iter().map(|r| r.record_id.clone()).collect()
+    };
+    let page = p
+        .licence
+        .grpc()
+        .search_records(search(CITIZEN, "", "", 0, 2, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&page), vec![first.to_string(), second.to_string()]);
+    assert!(
+        page.records
+            .iter()
+            .all(|r| r.payload_size > 0 && !r.payload_hash.is_empty())
+    );
+    let rest = p
+        .licence
+        .grpc()
+        .search_records(search(CITIZEN, "", "", 0, 2, page.next_page_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&rest), vec![third.to_string()]);
+    assert!(rest.next_page_token.is_empty());
+
+    let surveys = p
+        .licence
+        .grpc()
+        .search_records(search("", SURVEY, "", 0, 0, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&surveys), vec![first.to_string(), third.to_string()]);
+    let housing = p
+        .licence
+        .grpc()
+        .search_records(search("", "", "dept.housing", 0, 0, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&housing), vec![second.to_string()]);
+    let later = p
+        .licence
+        .grpc()
+        .search_records(search(
+            "",
+            SURVEY,
+            "",
+            surveys.records[1].height,
+            0,
+            String::new(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&later), vec![third.to_string()]);
+    let none = p
+        .licence
+        .grpc()
+        .search_records(search("citizen:nobody", "", "", 0, 0, String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.records.is_empty());
+
+    let err = p
+        .licence
+        .grpc()
+        .search_records(search(CITIZEN, "", "", 0, 101, String::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("maximum of 100"),
+        "{}",
+        err.message()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

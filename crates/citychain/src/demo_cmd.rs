@@ -19,10 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use citychain_client::{Committed, LedgerClient, LicenceClient, Signer, open_read};
-use citychain_governance::{
-    Action, FieldKind, FieldSpec, ProposalId, RecordType, RecordTypeName, approve_body,
-    propose_body,
-};
+use citychain_governance::{Action, FieldKind, ProposalId, RecordType, approve_body, propose_body};
 use citychain_kernel::{Genesis, Height, KeyPair, MemberId, Role, SignedTx, TxBody, TxId};
 use citychain_proto::citychain::tokens::v1 as tpb;
 use citychain_proto::citychain::tokens::v1::token_service_client::TokenServiceClient;
@@ -140,59 +137,57 @@ where
     }
 }
 
-fn field(name: &str, kind: FieldKind, required: bool) -> FieldSpec {
-    FieldSpec {
-        name: name.into(),
-        kind,
-        required,
-    }
-}
-
 /// The record types of a real estate transfer.
 fn record_types() -> Result<Vec<RecordType>> {
     use FieldKind::{Boolean, Date, Document, Integer, Text};
-    let spec =
-        |name: &str, owner: &str, fields, readers: &[Role], price, reward| -> Result<RecordType> {
-            Ok(RecordType {
-                name: RecordTypeName::new("demo", name)?,
-                owner: MemberId::new(owner)?,
-                fields,
-                readers: readers.iter().copied().collect(),
-                read_price: price,
-                upload_reward: reward,
-            })
-        };
-    let survey = vec![
-        field("parcel_id", Text, true),
-        field("floor_area_m2", Integer, true),
-        field("surveyed_on", Date, true),
-        field("floor_plan", Document, false),
-    ];
-    let filing = vec![
-        field("contract_no", Text, true),
-        field("price_cny", Integer, true),
-        field("seller", Text, true),
-        field("signed_on", Date, true),
-    ];
-    let identity = vec![field("name", Text, true), field("verified", Boolean, true)];
-    let deed_tax = vec![
-        field("contract_no", Text, true),
-        field("assessed_cny", Integer, true),
-        field("paid", Boolean, true),
-    ];
-    let departments = &[Role::Department];
+    let departments = [Role::Department];
     Ok(vec![
-        spec("survey.property", SURVEYING, survey, departments, 2, 5)?,
-        spec(
+        RecordType::build(
+            "survey.property",
+            SURVEYING,
+            &[
+                ("parcel_id", Text, true),
+                ("floor_area_m2", Integer, true),
+                ("surveyed_on", Date, true),
+                ("floor_plan", Document, false),
+            ],
+            &departments,
+            2,
+            5,
+        )?,
+        RecordType::build(
             "housing.filing",
             HOUSING,
-            filing,
+            &[
+                ("contract_no", Text, true),
+                ("price_cny", Integer, true),
+                ("seller", Text, true),
+                ("signed_on", Date, true),
+            ],
             &[Role::Department, Role::Bank],
             3,
             5,
         )?,
-        spec("identity.resident", SECURITY, identity, departments, 1, 3)?,
-        spec("tax.deed-tax", TAX, deed_tax, departments, 2, 5)?,
+        RecordType::build(
+            "identity.resident",
+            SECURITY,
+            &[("name", Text, true), ("verified", Boolean, true)],
+            &departments,
+            1,
+            3,
+        )?,
+        RecordType::build(
+            "tax.deed-tax",
+            TAX,
+            &[
+                ("contract_no", Text, true),
+                ("assessed_cny", Integer, true),
+                ("paid", Boolean, true),
+            ],
+            &departments,
+            2,
+            5,
+        )?,
     ])
 }
 

@@ -188,6 +188,40 @@ pub struct RecordType {
 }
 
 impl RecordType {
+    /// Builds and checks a record type the way a proposal's would be checked: `fields` are
+    /// (name, kind, required), in declared order.
+    pub fn build(
+        name: &str,
+        owner: &str,
+        fields: &[(&str, FieldKind, bool)],
+        readers: &[Role],
+        read_price: u64,
+        upload_reward: u64,
+    ) -> Result<RecordType, ActionError> {
+        let amount = |field: &'static str, value: u64| {
+            i64::try_from(value).map_err(|_| ActionError::AmountTooLarge {
+                field,
+                value,
+                max: MAX_AMOUNT,
+            })
+        };
+        RecordType::from_proto(gpb::RecordTypeSpec {
+            name: name.to_string(),
+            owner: owner.to_string(),
+            fields: fields
+                .iter()
+                .map(|(name, kind, required)| gpb::FieldSpec {
+                    name: name.to_string(),
+                    kind: kind.to_proto() as i32,
+                    required: *required,
+                })
+                .collect(),
+            readers: readers.iter().map(|r| r.to_proto() as i32).collect(),
+            read_price: amount("RecordTypeSpec.read_price", read_price)?,
+            upload_reward: amount("RecordTypeSpec.upload_reward", upload_reward)?,
+        })
+    }
+
     /// The field named `name`.
     pub fn field(&self, name: &str) -> Option<&FieldSpec> {
         self.fields.iter().find(|f| f.name == name)
@@ -352,6 +386,18 @@ mod tests {
         let rt = RecordType::from_proto(spec()).unwrap();
         assert_eq!(rt.read_price, 5);
         assert_eq!(RecordType::from_proto(rt.to_proto()).unwrap(), rt);
+        let built = RecordType::build(
+            "housing.filing",
+            "dept.housing",
+            &[("price", FieldKind::Integer, true)],
+            &[Role::Department],
+            5,
+            10,
+        )
+        .unwrap();
+        assert_eq!(built, rt);
+        let err = RecordType::build("x", "dept.a", &[], &[], u64::MAX, 0).unwrap_err();
+        assert!(err.to_string().contains("read_price"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,6 @@ use citychain_follower::{Admission, Shared};
 use citychain_kernel::proof::TransactionProof;
 use citychain_kernel::{Hash32, Height, TxId};
 use citychain_licence_domain::keys::{self, RecordIndex};
-use citychain_licence_domain::{Payment, Release, decide_release};
 use citychain_proto::citychain::licence::v1 as lpb;
 use citychain_proto::citychain::licence::v1::licence_service_server::{
     LicenceService, LicenceServiceServer,
@@ -25,7 +24,7 @@ use citychain_store::{Page, Scan, Store, Transaction, prefix_end};
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
-use crate::release::{ReadFacts, read_facts, read_verdict};
+use crate::release::{ReadFacts, read_facts};
 use crate::vault::Vault;
 
 /// Index entries read per step while filtering a search.
@@ -134,28 +133,14 @@ impl<S: Store + Clone + 'static> LicenceApi<S> {
                 self.shared.applied().0
             )));
         };
+        let (reported, reason) = facts.reported();
         let ReadFacts {
-            mut state,
-            payment,
-            grant,
+            mut state, grant, ..
         } = facts;
-        let decision = decide_release(&read_verdict(&state), payment.as_ref(), grant.is_some());
-        state.state = match (&decision, &payment) {
-            (Release::AlreadyReleased, _) => lpb::read_state::State::Released,
-            (Release::Never(why), Some(Payment::Failed { .. })) => {
-                state.reason = why.to_string();
-                lpb::read_state::State::PaymentFailed
-            }
-            (Release::Never(why), _) => {
-                state.reason = why.to_string();
-                if state.state == lpb::read_state::State::Refused as i32 {
-                    lpb::read_state::State::Refused
-                } else {
-                    lpb::read_state::State::PaymentFailed
-                }
-            }
-            (Release::Wait | Release::Release, _) => lpb::read_state::State::AwaitingPayment,
-        } as i32;
+        state.state = reported as i32;
+        if !reason.is_empty() {
+            state.reason = reason;
+        }
         state.grant = None;
         if let Some(grant) = grant {
             let record = parse_id("record_id", &state.record_id)?;
@@ -291,21 +276,7 @@ impl<S: Store + Clone + 'static> LicenceApi<S> {
                 ),
                 None => None,
             };
-            let state = decide_release(
-                &read_verdict(&facts.state),
-                facts.payment.as_ref(),
-                facts.grant.is_some(),
-            );
-            let state = match state {
-                Release::AlreadyReleased => lpb::read_state::State::Released,
-                Release::Never(_)
-                    if facts.state.state == lpb::read_state::State::Refused as i32 =>
-                {
-                    lpb::read_state::State::Refused
-                }
-                Release::Never(_) => lpb::read_state::State::PaymentFailed,
-                Release::Wait | Release::Release => lpb::read_state::State::AwaitingPayment,
-            };
+            let (state, _) = facts.reported();
             let record_type = match facts.state.record_id.parse::<TxId>() {
                 Ok(record) => catalogue::get_record(&mut txn, &record)
                     .await?

@@ -50,6 +50,34 @@ pub(crate) struct ReadFacts {
     pub state: lpb::ReadState,
     pub payment: Option<Payment>,
     pub grant: Option<lpb::KeyGrant>,
+    /// Why a paid read can never be released, when the releaser found so.
+    pub withheld: Option<String>,
+}
+
+impl ReadFacts {
+    /// The read's state as the API reports it, with the reason when nothing is released.
+    pub fn reported(&self) -> (lpb::read_state::State, String) {
+        use lpb::read_state::State;
+        if let Some(reason) = &self.withheld {
+            return (State::Refused, reason.clone());
+        }
+        match decide_release(
+            &read_verdict(&self.state),
+            self.payment.as_ref(),
+            self.grant.is_some(),
+        ) {
+            Release::AlreadyReleased => (State::Released, String::new()),
+            Release::Never(why) => {
+                let state = if self.state.state == State::Refused as i32 {
+                    State::Refused
+                } else {
+                    State::PaymentFailed
+                };
+                (state, why.to_string())
+            }
+            Release::Wait | Release::Release => (State::AwaitingPayment, String::new()),
+        }
+    }
 }
 
 /// Loads the facts of `read`; `None` if it has not committed.
@@ -69,10 +97,15 @@ pub(crate) async fn read_facts<T: Transaction>(
         .get(&keys::grant(read))
         .await?
         .and_then(|b| lpb::KeyGrant::decode(b.as_slice()).ok());
+    let withheld = txn
+        .get(&keys::withheld(read))
+        .await?
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
     Ok(Some(ReadFacts {
         state,
         payment,
         grant,
+        withheld,
     }))
 }
 
@@ -123,6 +156,8 @@ enum OneError {
     Vault(#[from] VaultError),
     #[error("{0}")]
     Unusable(String),
+    #[error("{0}")]
+    NoPayload(String),
 }
 
 async fn release_one<S: Store>(store: &S, vault: &Vault, read: &TxId) -> Result<(), OneError> {
@@ -139,7 +174,18 @@ async fn release_one<S: Store>(store: &S, vault: &Vault, read: &TxId) -> Result<
     let grant = match decision {
         Release::Wait => return Ok(()),
         Release::AlreadyReleased | Release::Never(_) => None,
-        Release::Release => Some(wrap_for_reader(vault, read, &facts.state).await?),
+        Release::Release => match wrap_for_reader(vault, read, &facts.state).await {
+            Ok(grant) => Some(grant),
+            Err(OneError::NoPayload(reason)) => {
+                let mut txn = store.begin().await?;
+                txn.put(&keys::withheld(read), reason.as_bytes())?;
+                txn.delete(&keys::pending(read))?;
+                txn.commit().await?;
+                tracing::warn!(read = %read, %reason, "record key withheld for good");
+                return Ok(());
+            }
+            Err(other) => return Err(other),
+        },
     };
     let mut txn = store.begin().await?;
     if let Some(grant) = &grant {
@@ -178,10 +224,11 @@ async fn wrap_for_reader(
         .unwrap_or_default();
     let recipient = EncryptionPublicKey::from_slice("reader's encryption key", &recipient_bytes)
         .map_err(|e| OneError::Unusable(e.to_string()))?;
-    let key = vault
-        .record_key(&record)
-        .await?
-        .ok_or_else(|| OneError::Unusable(format!("record {record} has no stored key")))?;
+    let key = vault.record_key(&record).await?.ok_or_else(|| {
+        OneError::NoPayload(format!(
+            "record {record} has no stored payload: it was uploaded without the licence service"
+        ))
+    })?;
     let wrapped = wrap_key(
         &key,
         &recipient,

@@ -14,6 +14,7 @@
 //! | `li/pending/` ‖ read id | empty: allowed, not yet released or failed |
 //! | `li/pay/` ‖ read id | the token platform's verdict (see `Payment`) |
 //! | `li/gr/` ‖ read id | the key grant (`KeyGrant`), written once |
+//! | `li/wh/` ‖ read id | why a paid read can never be released (UTF-8) |
 //! | `li/bind/` ‖ subject ‖ `0x00` ‖ key | empty: the key speaks for the subject |
 //! | `li/events` | the last EVENTS sequence whose payment was stored |
 //!
@@ -114,6 +115,11 @@ pub fn payment(read: &TxId) -> Vec<u8> {
 /// A read's key grant.
 pub fn grant(read: &TxId) -> Vec<u8> {
     join(&[b"li/gr/", read.as_bytes()])
+}
+
+/// Why a paid read can never be released (its record has no stored payload).
+pub fn withheld(read: &TxId) -> Vec<u8> {
+    join(&[b"li/wh/", read.as_bytes()])
 }
 
 /// That `key` speaks for `subject`.

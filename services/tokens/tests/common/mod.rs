@@ -2,15 +2,10 @@
 //! uploads and reads (signed by the test network's members, certified by its validators),
 //! and the record type and bodies the scenarios use.
 
-#![allow(dead_code)]
-
-pub mod network;
-
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use citychain_governance::{
-    Action, ChainAuditor, FieldKind, FieldSpec, ProposalId, RecordType, RecordTypeName,
-    TokenPolicy, approve_body, propose_body,
+    Action, ChainAuditor, FieldKind, ProposalId, RecordType, approve_body, propose_body,
 };
 use citychain_kernel::{
     Block, BlockHash, BlockHeader, CommitCertificate, Hash32, Height, MemberId, Role, SignedTx,
@@ -36,18 +31,15 @@ pub fn dept(net: &TestNetwork, i: usize) -> String {
 /// `tax.filing`, owned by `owner`, read by departments and banks, at `price`, earning
 /// `reward` per upload.
 pub fn filing_type(owner: &str, price: u64, reward: u64) -> RecordType {
-    RecordType {
-        name: RecordTypeName::new("t", FILING).unwrap(),
-        owner: MemberId::new(owner).unwrap(),
-        fields: vec![FieldSpec {
-            name: "amount".into(),
-            kind: FieldKind::Integer,
-            required: true,
-        }],
-        readers: BTreeSet::from([Role::Department, Role::Bank]),
-        read_price: price,
-        upload_reward: reward,
-    }
+    RecordType::build(
+        FILING,
+        owner,
+        &[("amount", FieldKind::Integer, true)],
+        &[Role::Department, Role::Bank],
+        price,
+        reward,
+    )
+    .unwrap()
 }
 
 /// An upload of a filing with payload `payload`.
@@ -154,17 +146,6 @@ impl<'a> ChainWriter<'a> {
     pub fn pass(&mut self, id: &str, action: &Action) -> &Block {
         let txs = self.passing(id, action);
         self.block(txs)
-    }
-
-    /// A block setting the token policy.
-    pub fn policy(&mut self, id: &str, cap: Option<u64>, period: u64) -> &Block {
-        self.pass(
-            id,
-            &Action::SetTokenPolicy(TokenPolicy {
-                reward_cap_per_period: cap,
-                period_heights: period,
-            }),
-        )
     }
 }
 

@@ -3,15 +3,50 @@
 //! service is reported and restarted and the demo still completes; Ctrl-C stops everything;
 //! a second run resumes the same chain; `--reset` starts a new one.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::text;
+/// The `citychain` binary the workspace build put beside this test's own executable
+/// (`target/<profile>/citychain`), or the one `CITYCHAIN_BIN` names.
+fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("CITYCHAIN_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let binary = profile_dir.join(format!("citychain{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p citychain` (the workspace test run does), \
+         or name a binary in CITYCHAIN_BIN",
+        binary.display()
+    );
+    binary
+}
+
+/// Output bytes as text.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `citychain` with `args`; returns its standard output after checking it succeeded.
+fn citychain(args: &[&str]) -> String {
+    let out = Command::new(binary()).args(args).output().unwrap();
+    let said = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "citychain {}: {said}\n{}",
+        args.join(" "),
+        text(&out.stderr)
+    );
+    said
+}
 
 /// A running `citychain dev`, killed if the test fails half way.
 struct Dev {
@@ -38,7 +73,7 @@ fn start(home: &Path, extra: &[&str]) -> Dev {
         .append(true)
         .open(home.with_extension("stderr"))
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_citychain"))
+    let mut child = Command::new(binary())
         .args([
             "dev",
             "--home",
@@ -88,7 +123,7 @@ fn stop(mut dev: Dev) {
 
 /// Runs the demo; returns its output after checking it completed.
 fn demo(home: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_citychain"))
+    let out = Command::new(binary())
         .args(["demo", "--home", home.to_str().unwrap()])
         .output()
         .unwrap();
@@ -154,6 +189,102 @@ fn receipts(said: &str) -> usize {
         .unwrap_or_else(|| panic!("no count in {line:?}"))
 }
 
+/// The platforms' commands against the network under `home`, after one demo.
+fn check_cli(home: &Path) {
+    let home_arg = home.to_str().unwrap();
+    let found = citychain(&[
+        "licence",
+        "search",
+        "--home",
+        home_arg,
+        "--type",
+        "housing.filing",
+    ]);
+    assert_eq!(found.lines().count(), 1, "{found}");
+    assert!(
+        found.contains("dept.housing") && found.contains(CITIZEN),
+        "{found}"
+    );
+    let all = citychain(&[
+        "licence",
+        "search",
+        "--home",
+        home_arg,
+        "--subject",
+        CITIZEN,
+    ]);
+    assert_eq!(all.lines().count(), 4, "{all}");
+
+    let balance = citychain(&["tokens", "balance", "dept.housing", "--home", home_arg]);
+    assert!(balance.starts_with("member:dept.housing 11 "), "{balance}");
+    let statement = citychain(&["tokens", "statement", "dept.housing", "--home", home_arg]);
+    // The filing's reward and the two paid reads of it.
+    assert_eq!(statement.lines().count(), 3, "{statement}");
+    assert!(
+        statement.contains("reward") && statement.contains("+3"),
+        "{statement}"
+    );
+    let supply = citychain(&["tokens", "supply", "--home", home_arg]);
+    assert!(supply.starts_with("minted 48 circulating 48"), "{supply}");
+
+    // The citizen's receipts, each proof checked offline by the command.
+    let citizen_key = home.join("keys").join("citizen.json");
+    let receipts = citychain(&[
+        "licence",
+        "receipts",
+        "--home",
+        home_arg,
+        "--key",
+        citizen_key.to_str().unwrap(),
+        "--subject",
+        CITIZEN,
+    ]);
+    assert_eq!(receipts.matches("proof verified").count(), 7, "{receipts}");
+
+    // A department reads a record from the command line and gets the department's bytes.
+    let record = found.split_whitespace().nth(2).unwrap();
+    let key = home.join("keys").join("dept.surveying.json");
+    let read = citychain(&[
+        "licence",
+        "read",
+        "--home",
+        home_arg,
+        "--key",
+        key.to_str().unwrap(),
+        "--record",
+        record,
+        "--purpose",
+        "boundary check",
+    ]);
+    assert!(read.contains("\"contract_no\":\"HZ-"), "{read}");
+
+    // The audit from an export agrees with the service.
+    let export = home.join("cli.export");
+    citychain(&[
+        "chain",
+        "export",
+        "--home",
+        home_arg,
+        "--out",
+        export.to_str().unwrap(),
+    ]);
+    let genesis = home.join("genesis.json");
+    let audit = citychain(&[
+        "tokens",
+        "audit",
+        genesis.to_str().unwrap(),
+        export.to_str().unwrap(),
+        "--home",
+        home_arg,
+    ]);
+    assert!(
+        audit.contains("the service agrees with the chain"),
+        "{audit}"
+    );
+}
+
+const CITIZEN: &str = "citizen:330102-19900101-0042";
+
 fn pid(home: &Path, service: &str) -> u32 {
     let text = std::fs::read_to_string(home.join("endpoints.json")).unwrap();
     let endpoints: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -177,6 +308,7 @@ fn dev_runs_the_demo_survives_a_killed_service_resumes_and_resets() {
     ] {
         assert!(home.join(file).exists(), "{file} is missing");
     }
+    check_cli(&home);
 
     // Killed services are reported and restarted; the demo still completes, with the same
     // results.
@@ -192,7 +324,7 @@ fn dev_runs_the_demo_survives_a_killed_service_resumes_and_resets() {
     }
     let second = demo(&home);
     check_outcome(&second);
-    assert_eq!(receipts(&second), 14, "{second}");
+    assert_eq!(receipts(&second), 15, "{second}");
     let said = std::fs::read_to_string(home.with_extension("stderr")).unwrap();
     for (service, old) in &killed {
         assert!(said.contains(&format!("[dev] {service} exited")), "{said}");
@@ -204,7 +336,7 @@ fn dev_runs_the_demo_survives_a_killed_service_resumes_and_resets() {
     let dev = start(&home, &[]);
     let third = demo(&home);
     check_outcome(&third);
-    assert_eq!(receipts(&third), 21, "{third}");
+    assert_eq!(receipts(&third), 22, "{third}");
     stop(dev);
 
     // --reset starts over.
