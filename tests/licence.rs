@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use citychain_client::{LedgerClient, LicenceClient, Signer, open_read};
+use citychain_client::{Expected, LedgerClient, LicenceClient, Signer, open_read};
 use citychain_governance::{Action, FieldKind, RecordType};
 use citychain_kernel::genesis::MemberPlan;
 use citychain_kernel::proof::TransactionProof;
@@ -153,6 +153,15 @@ impl Platform {
         reply.read_id
     }
 
+    /// What the reader of `read` asked for: `record`.
+    fn expected(&self, read: &str, record: TxId) -> Expected {
+        Expected {
+            chain_id: self.net.net.genesis.chain_id.clone(),
+            read_id: read.parse().unwrap(),
+            record_id: Some(record),
+        }
+    }
+
     async fn balance(&mut self, member: &str) -> i64 {
         self.tokens
             .get_balance(tpb::GetBalanceRequest {
@@ -228,15 +237,28 @@ async fn a_record_is_released_to_another_department_only_after_its_read_commits_
     assert_eq!(state.state, State::Released as i32, "{state:?}");
     assert!(state.height > granted, "the read committed after the grant");
     let tax = &p.net.net.keys["dept.tax"];
-    let opened = open_read(&state, &tax.encryption).unwrap();
+    let expected = p.expected(&paid, record);
+    let opened = open_read(&state, &tax.encryption, &expected).unwrap();
     assert_eq!(opened.payload, FILING_PAYLOAD.as_bytes());
     assert_eq!(
         opened.upload.signer(),
         &p.net.net.keys["dept.housing"].signing.public_key()
     );
+    assert_eq!(
+        p.ledger.confirm_upload(&opened).await.unwrap(),
+        "dept.housing"
+    );
     // Another member's secret opens nothing.
     let bank = &p.net.net.keys["bank.city-commercial"];
-    assert!(open_read(&state, &bank.encryption).is_err());
+    assert!(open_read(&state, &bank.encryption, &expected).is_err());
+    // An answer for another read, or about another record, is refused.
+    let earlier = p.expected(&unpaid, record);
+    let err = open_read(&state, &tax.encryption, &earlier).unwrap_err();
+    assert!(err.to_string().contains("not "), "{err}");
+    let mut other_record = expected.clone();
+    other_record.record_id = Some(TxId::default());
+    let err = open_read(&state, &tax.encryption, &other_record).unwrap_err();
+    assert!(err.to_string().contains("was asked for"), "{err}");
     p.wait_balance("dept.tax", 7).await;
     p.wait_balance("dept.housing", 8).await;
 
@@ -307,8 +329,17 @@ async fn refused_reads_release_nothing_and_say_why() {
         .unwrap();
     let bare_id = p.ledger.submit(&bare).await.unwrap();
     p.ledger.wait(&bare_id, WAIT).await.unwrap();
-    // Its owner reads it (free, so paid at once).
-    let read = p.read("dept.surveying", 7, bare.id()).await;
+    let expiry = p.expiry().await;
+    let body = read_body(&ReadTarget::Record(bare.id()), CITIZEN, "x");
+    let err = p
+        .licence
+        .submit_read(&p.signer("dept.surveying", 6), expiry, body)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has no stored payload"), "{err}");
+    // Sent around the licence API, its owner's read (free, so paid at once) still commits.
+    let read = p.read_via_ledger("dept.surveying", 7, bare.id()).await;
     let state = p.licence.wait_read(&read, WAIT).await.unwrap();
     assert_eq!(state.state, State::Refused as i32, "{state:?}");
     assert!(
@@ -510,8 +541,11 @@ async fn a_killed_licence_service_loses_no_record_and_releases_no_key_twice() {
         let state = p.licence.wait_read(read, WAIT).await.unwrap();
         assert_eq!(state.state, State::Released as i32, "{state:?}");
         let housing = &p.net.net.keys["dept.housing"];
+        let expected = p.expected(read, survey);
         assert_eq!(
-            open_read(&state, &housing.encryption).unwrap().payload,
+            open_read(&state, &housing.encryption, &expected)
+                .unwrap()
+                .payload,
             SURVEY_PAYLOAD.as_bytes()
         );
     }

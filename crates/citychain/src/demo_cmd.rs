@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use citychain_client::{Committed, LedgerClient, LicenceClient, Signer, open_read};
+use citychain_client::{Committed, Expected, LedgerClient, LicenceClient, Signer, open_read};
 use citychain_governance::{Action, FieldKind, ProposalId, RecordType, approve_body, propose_body};
 use citychain_kernel::{Genesis, Height, KeyPair, MemberId, Role, SignedTx, TxBody, TxId};
 use citychain_proto::citychain::tokens::v1 as tpb;
@@ -327,15 +327,23 @@ impl Demo {
         };
         let state = self.licence.wait_read(&submitted.read_id, WAIT).await?;
         let secret = key(&self.home, member)?.encryption;
-        match open_read(&state, &secret) {
-            Ok(opened) => println!(
-                "  {member:<22} reads {record_type:<18} receipt {} at height {}, paid {}; \
-                 key released, decrypted, signature checked: {}",
-                &state.read_id[..16],
-                state.height,
-                state.price,
-                String::from_utf8_lossy(&opened.payload)
-            ),
+        let expected = Expected {
+            chain_id: self.genesis.chain_id.clone(),
+            read_id: submitted.read_id.parse()?,
+            record_id: Some(record),
+        };
+        match open_read(&state, &secret, &expected) {
+            Ok(opened) => {
+                let signer = self.ledger.confirm_upload(&opened).await?;
+                println!(
+                    "  {member:<22} reads {record_type:<18} receipt {} at height {}, paid {}; \
+                     key released, decrypted, signature of {signer} checked: {}",
+                    &state.read_id[..16],
+                    state.height,
+                    state.price,
+                    String::from_utf8_lossy(&opened.payload)
+                );
+            }
             Err(_) => println!(
                 "  {member:<22} reads {record_type:<18} receipt {} at height {}: nothing \
                  released ({})",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use citychain_client::{LedgerClient, LicenceClient, Signer, open_read};
+use citychain_client::{Expected, LedgerClient, LicenceClient, Signer, open_read};
 use citychain_kernel::proof::TransactionProof;
 use citychain_kernel::{Height, KeyPair, TxId};
 use citychain_proto::citychain::licence::v1 as lpb;
@@ -207,10 +207,17 @@ pub fn run(cmd: LicenceCommand) -> Result<()> {
                     submitted.read_id, submitted.price
                 );
                 let state = licence.wait_read(&submitted.read_id, READ_WAIT).await?;
-                let opened = open_read(&state, &keys.encryption)?;
+                let expected = Expected {
+                    chain_id: ledger.chain_id().clone(),
+                    read_id: submitted.read_id.parse()?,
+                    record_id: Some(record_id),
+                };
+                let opened = open_read(&state, &keys.encryption, &expected)?;
+                let signer = ledger.confirm_upload(&opened).await?;
                 eprintln!(
-                    "read {} committed at height {}; key released; signature of {} verified",
-                    state.read_id, state.height, info.owner
+                    "read {} committed at height {}; key released; the record is {signer}'s \
+                     upload on the chain, its signature verified",
+                    state.read_id, state.height
                 );
                 match out {
                     Some(path) => std::fs::write(&path, &opened.payload)

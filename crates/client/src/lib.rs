@@ -18,7 +18,7 @@
 
 pub mod licence;
 
-pub use licence::{LicenceClient, OpenError, OpenedRecord, open_read};
+pub use licence::{Expected, LicenceClient, OpenError, OpenedRecord, open_read};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -279,6 +279,30 @@ impl LedgerClient {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Confirms that a released record's upload is on the chain as this ledger verified it
+    /// (the same bytes, so the same signature) and returns the member that signed it. Together
+    /// with [`open_read`] this checks a released record against two services, not one.
+    pub async fn confirm_upload(&mut self, opened: &OpenedRecord) -> Result<String, ClientError> {
+        let id = opened.upload.id().to_string();
+        let found = self
+            .inner
+            .get_transaction(pb::GetTransactionRequest { id: id.clone() })
+            .await?
+            .into_inner();
+        let on_chain = found.proof.map(|p| p.transaction).unwrap_or_default();
+        if on_chain != opened.upload.bytes() {
+            return Err(ClientError::Unexpected(format!(
+                "the ledger's copy of upload {id} differs from the one released with the record"
+            )));
+        }
+        if found.signer_member.is_empty() {
+            return Err(ClientError::Unexpected(format!(
+                "upload {id} was signed by a key that is no member's"
+            )));
+        }
+        Ok(found.signer_member)
     }
 
     /// Signs, submits and waits up to [`DEFAULT_WAIT`] for the commit.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use citychain_kernel::{EncryptionSecret, Height, SignedTx, TxBody};
+use citychain_kernel::{ChainId, EncryptionSecret, Height, SignedTx, TxBody, TxId};
 use citychain_proto::citychain::licence::v1 as lpb;
 use citychain_proto::citychain::licence::v1::licence_service_client::LicenceServiceClient;
 use citychain_proto::citychain::licence::v1::read_state::State;
@@ -52,10 +52,28 @@ pub struct OpenedRecord {
     pub upload: SignedTx,
 }
 
-/// Opens a released read with the reader's X25519 secret and checks it.
+/// What the reader asked for, which a released record must match: the server answering is
+/// not trusted to say which read or record it released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// The chain.
+    pub chain_id: ChainId,
+    /// The reader's own read transaction.
+    pub read_id: TxId,
+    /// The record asked for, when the read named one by id.
+    pub record_id: Option<TxId>,
+}
+
+/// Opens a released read with the reader's X25519 secret and checks it against `expected`:
+/// the read and record are the ones asked for, the upload is of this chain and its
+/// signature verifies, and the payload is the one it signed. Whether the upload is on the
+/// chain, signed by a member, is [`LedgerClient::confirm_upload`]'s to check.
+///
+/// [`LedgerClient::confirm_upload`]: crate::LedgerClient::confirm_upload
 pub fn open_read(
     state: &lpb::ReadState,
     secret: &EncryptionSecret,
+    expected: &Expected,
 ) -> Result<OpenedRecord, OpenError> {
     let released = State::try_from(state.state).unwrap_or(State::Unspecified);
     if released != State::Released {
@@ -70,11 +88,24 @@ pub fn open_read(
         });
     }
     let damaged = |what: &str| OpenError::Damaged(format!("read {}: {what}", state.read_id));
-    let read: citychain_kernel::TxId = state.read_id.parse().map_err(|_| damaged("bad read id"))?;
-    let record: citychain_kernel::TxId = state
+    let read: TxId = state.read_id.parse().map_err(|_| damaged("bad read id"))?;
+    let record: TxId = state
         .record_id
         .parse()
         .map_err(|_| damaged("bad record id"))?;
+    if read != expected.read_id {
+        return Err(OpenError::Forged(format!(
+            "the answer is for read {read}, not {}",
+            expected.read_id
+        )));
+    }
+    if let Some(asked) = expected.record_id
+        && asked != record
+    {
+        return Err(OpenError::Forged(format!(
+            "record {record} was released where {asked} was asked for"
+        )));
+    }
     let grant = state
         .grant
         .as_ref()
@@ -88,8 +119,9 @@ pub fn open_read(
     let payload = open_payload(&key, record.as_bytes(), &state.sealed_payload)?;
     let upload = SignedTx::decode(&state.upload).map_err(|e| damaged(&format!("upload: {e}")))?;
     upload
-        .verify()
-        .map_err(|e| OpenError::Forged(format!("the upload's signature: {e}")))?;
+        .check_chain(&expected.chain_id)
+        .and_then(|()| upload.verify())
+        .map_err(|e| OpenError::Forged(format!("the upload: {e}")))?;
     if upload.id() != record {
         return Err(OpenError::Forged(format!(
             "the upload is transaction {}, not record {record}",

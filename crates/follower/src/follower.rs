@@ -181,8 +181,13 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
             let last = match self.bus.stream_state(&stream).await {
                 Ok(state) => state.last_sequence,
                 Err(err) => {
+                    // Not knowing CHAIN's length is not being caught up with it.
                     tracing::warn!(error = %err, "cannot read CHAIN's state; retrying");
-                    0
+                    tokio::select! {
+                        () = &mut stop => return Ok(()),
+                        () = tokio::time::sleep(POLL) => {}
+                    }
+                    continue;
                 }
             };
             self.shared.set_chain_last(last);
@@ -203,7 +208,12 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
                 // A publish on CHAIN's subject only wakes the follower: core subscribers also
                 // see appends the stream refused (a validator that lost the race to append
                 // its own copy, with another certificate), so blocks are read by sequence.
-                _ = news.next() => {}
+                woken = news.next() => {
+                    if woken.is_none() {
+                        // The subscription ended (the connection is being replaced): poll.
+                        tokio::time::sleep(POLL).await;
+                    }
+                }
                 () = tokio::time::sleep(POLL) => {}
             }
         }

@@ -174,6 +174,12 @@ impl LicenceBody {
             READ_TYPE_URL => {
                 let r: lpb::Read =
                     decode_canonical("Read", &body.value).map_err(|e| malformed(e.to_string()))?;
+                if r.purpose.chars().any(char::is_control) {
+                    return Err(field(
+                        "Read.purpose",
+                        "a purpose must not contain control characters",
+                    ));
+                }
                 if r.purpose.is_empty() || r.purpose.len() > MAX_PURPOSE_BYTES {
                     return Err(field(
                         "Read.purpose",

@@ -50,6 +50,13 @@ pub enum PayloadError {
         /// What is wrong.
         reason: String,
     },
+    /// A member named twice: parsers disagree on which value counts, so the signed bytes
+    /// would not mean one thing.
+    #[error("field {field:?} appears more than once")]
+    DuplicateField {
+        /// The field.
+        field: String,
+    },
     /// A member the record type does not declare.
     #[error("field {field:?} is not a field of record type {record_type}")]
     UnknownField {
@@ -87,6 +94,45 @@ fn json_type(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
+}
+
+/// The first member name that appears twice in the top-level object of `payload`, if any
+/// (serde_json's own map keeps the last value silently). Values are skipped unread.
+fn duplicate_member(payload: &[u8]) -> Option<String> {
+    struct Names(Option<String>);
+
+    impl<'de> serde::Deserialize<'de> for Names {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Names, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Names;
+
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Names, A::Error> {
+                    let mut seen = std::collections::BTreeSet::new();
+                    let mut repeated = None;
+                    while let Some(name) = map.next_key::<String>()? {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                        if !seen.insert(name.clone()) && repeated.is_none() {
+                            repeated = Some(name);
+                        }
+                    }
+                    Ok(Names(repeated))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+
+    serde_json::from_slice::<Names>(payload)
+        .ok()
+        .and_then(|n| n.0)
 }
 
 /// Whether `text` is `YYYY-MM-DD` naming a real date of the proleptic Gregorian calendar.
@@ -171,6 +217,9 @@ pub fn check_payload(
             });
         }
     };
+    if let Some(field) = duplicate_member(payload) {
+        return Err(PayloadError::DuplicateField { field });
+    }
     // Walk the object in key order (serde_json's map is ordered) so the first error reported
     // is the same on every replica.
     for (name, value) in &object {
@@ -266,6 +315,10 @@ mod tests {
                 "\"contract\" must be document",
             ),
             (r#"[1,2]"#, "not a JSON object: found an array"),
+            (
+                r#"{"address":"x","price":"lots","price":1}"#,
+                "\"price\" appears more than once",
+            ),
             (r#"{"address":"#, "not a JSON object"),
         ] {
             let err = check(payload).unwrap_err().to_string();

@@ -113,6 +113,13 @@ impl<S: Store + Clone + 'static> LicenceApi<S> {
             &subject,
             record.as_ref(),
         )?;
+        if self.vault.record_key(&access.record.id).await?.is_none() {
+            return Err(ApiError::NotReady(format!(
+                "record {} has no stored payload (it was uploaded without the licence service); \
+                 a read of it could never be released",
+                access.record.id
+            )));
+        }
         let appended = self.admission.publish(&tx).await?;
         tracing::info!(read = %tx.id(), record = %access.record.id, reader = %access.reader, "read submitted");
         Ok(lpb::SubmitReadResponse {

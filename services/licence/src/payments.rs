@@ -99,7 +99,20 @@ pub async fn run<S: Store>(
         let mut txn = store.begin().await?;
         if position(txn.get(keys::EVENTS_POSITION).await?) < sequence {
             if let Some((read, payment)) = &found {
-                txn.put(&keys::payment(read), &payment.encode())?;
+                // The first verdict stands: the token service decides each read once, so a
+                // different second one is a forgery or a fault, never a correction.
+                match txn
+                    .get(&keys::payment(read))
+                    .await?
+                    .map(|b| Payment::decode(&b))
+                {
+                    None => txn.put(&keys::payment(read), &payment.encode())?,
+                    Some(Some(first)) if &first == payment => {}
+                    Some(first) => tracing::error!(
+                        read = %read, ?first, second = ?payment, sequence,
+                        "a second, different payment verdict for one read; keeping the first"
+                    ),
+                }
             }
             txn.put(keys::EVENTS_POSITION, &sequence.to_be_bytes())?;
             txn.commit().await?;

@@ -22,6 +22,9 @@ use tokio::sync::Notify;
 
 use crate::vault::{Vault, VaultError};
 
+/// Heights a paid read waits for its record's key before it is withheld for good.
+const NO_PAYLOAD_GRACE: u64 = 5;
+
 /// How often the releaser looks even without a poke.
 const SWEEP: Duration = Duration::from_secs(1);
 
@@ -120,7 +123,7 @@ pub async fn run<S: Store>(
     let mut applied = shared.applied.subscribe();
     tokio::pin!(stop);
     loop {
-        sweep(&store, &vault).await?;
+        sweep(&store, &vault, shared.applied().0).await?;
         tokio::select! {
             () = &mut stop => return Ok(()),
             () = poke.notified() => {}
@@ -130,7 +133,7 @@ pub async fn run<S: Store>(
     }
 }
 
-async fn sweep<S: Store>(store: &S, vault: &Vault) -> Result<(), ReleaseError> {
+async fn sweep<S: Store>(store: &S, vault: &Vault, applied: u64) -> Result<(), ReleaseError> {
     let mut txn = store.begin().await?;
     let pending = txn.scan(&Scan::prefix(keys::PENDING_PREFIX)).await?;
     drop(txn);
@@ -140,7 +143,7 @@ async fn sweep<S: Store>(store: &S, vault: &Vault) -> Result<(), ReleaseError> {
             continue;
         };
         let read = TxId(id);
-        if let Err(err) = release_one(store, vault, &read).await {
+        if let Err(err) = release_one(store, vault, &read, applied).await {
             // A vault failure (NATS down) leaves the read pending for the next sweep.
             tracing::warn!(read = %read, error = %err, "key release postponed");
         }
@@ -160,7 +163,12 @@ enum OneError {
     NoPayload(String),
 }
 
-async fn release_one<S: Store>(store: &S, vault: &Vault, read: &TxId) -> Result<(), OneError> {
+async fn release_one<S: Store>(
+    store: &S,
+    vault: &Vault,
+    read: &TxId,
+    applied: u64,
+) -> Result<(), OneError> {
     let mut txn = store.begin().await?;
     let Some(facts) = read_facts(&mut txn, read).await? else {
         return Ok(());
@@ -176,6 +184,11 @@ async fn release_one<S: Store>(store: &S, vault: &Vault, read: &TxId) -> Result<
         Release::AlreadyReleased | Release::Never(_) => None,
         Release::Release => match wrap_for_reader(vault, read, &facts.state).await {
             Ok(grant) => Some(grant),
+            // A key bucket replica may lag a little: give the key some heights to appear
+            // before deciding the record never had a payload.
+            Err(OneError::NoPayload(_)) if applied < facts.state.height + NO_PAYLOAD_GRACE => {
+                return Ok(());
+            }
             Err(OneError::NoPayload(reason)) => {
                 let mut txn = store.begin().await?;
                 txn.put(&keys::withheld(read), reason.as_bytes())?;

@@ -8,13 +8,14 @@
 //! hash) rather than by the payload's hash: two records with equal payloads get distinct keys,
 //! and a stored object does not reveal that two departments hold the same bytes.
 //!
-//! A key is created with the bucket's create-if-absent, so two replicas storing one upload at
-//! once agree on one key: the loser re-seals its object under the winner's key.
+//! A key is created with the bucket's create-if-absent before anything is sealed, so two
+//! replicas storing one upload at once agree on one key and both seal under it.
 
 use citychain_bus::{Bus, BusError, Kv, Objects, StreamsConfig};
 use citychain_kernel::{EncryptionSecret, TxId};
 use citychain_seal::{
-    RecordKey, SealError, WrappedKey, custody_context, seal_payload, unwrap_key, wrap_key,
+    RecordKey, SealError, WrappedKey, custody_context, open_payload, seal_payload, unwrap_key,
+    wrap_key,
 };
 use thiserror::Error;
 
@@ -30,6 +31,12 @@ pub enum VaultError {
     /// NATS failed.
     #[error("NATS: {0}")]
     Bus(#[from] BusError),
+    /// The key bucket said the key exists but did not return it.
+    #[error("record {record}: the key bucket refused a second key but returned none")]
+    Missing {
+        /// The record.
+        record: TxId,
+    },
     /// Sealing or opening failed: a stored key or object is damaged, or was sealed for
     /// another service key.
     #[error("record {record}: {source}")]
@@ -75,38 +82,41 @@ impl Vault {
         }
     }
 
-    /// Stores `payload` sealed for `record`. Returns false if the record was stored before
-    /// (its object is re-written only if it went missing).
+    /// Stores `payload` sealed for `record`. Returns false if the record was stored before.
+    ///
+    /// The key is settled first (create-if-absent, then the winner read back), and only then
+    /// is the payload sealed under it, so a replica that loses the race, crashes half way or
+    /// is retried never leaves an object sealed under a key nobody keeps. A stored object that
+    /// does not open under the stored key (a crash between two puts) is sealed again.
     pub async fn store(&self, record: &TxId, payload: &[u8]) -> Result<bool, VaultError> {
         let name = record.to_string();
-        if let Some(key) = self.record_key(record).await? {
-            if !self.objects.exists(&name).await? {
-                let sealed = seal_payload(&key, record.as_bytes(), payload)
-                    .map_err(Self::seal_err(record))?;
-                self.objects.put(&name, &sealed).await?;
-            }
-            return Ok(false);
-        }
-        let key = RecordKey::generate().map_err(Self::seal_err(record))?;
-        let sealed =
-            seal_payload(&key, record.as_bytes(), payload).map_err(Self::seal_err(record))?;
-        self.objects.put(&name, &sealed).await?;
+        let fresh = RecordKey::generate().map_err(Self::seal_err(record))?;
         let wrapped = wrap_key(
-            &key,
+            &fresh,
             &self.secret.public_key(),
             &custody_context(record.as_bytes()),
         )
         .map_err(Self::seal_err(record))?;
-        if !self.keys.create(&name, &wrapped.encode()).await? {
-            // Another replica stored this record first: use its key.
-            let Some(winner) = self.record_key(record).await? else {
-                return Ok(false);
-            };
-            let sealed = seal_payload(&winner, record.as_bytes(), payload)
-                .map_err(Self::seal_err(record))?;
+        let created = self.keys.create(&name, &wrapped.encode()).await?;
+        let key = if created {
+            fresh
+        } else {
+            self.record_key(record)
+                .await?
+                .ok_or(VaultError::Missing { record: *record })?
+        };
+        let intact = match self.objects.get(&name).await? {
+            Some(sealed) => {
+                open_payload(&key, record.as_bytes(), &sealed).is_ok_and(|p| p == payload)
+            }
+            None => false,
+        };
+        if !intact {
+            let sealed =
+                seal_payload(&key, record.as_bytes(), payload).map_err(Self::seal_err(record))?;
             self.objects.put(&name, &sealed).await?;
         }
-        Ok(true)
+        Ok(created)
     }
 
     /// The key of `record`, if it was stored.
