@@ -518,27 +518,24 @@ async fn demo(home: &Path) -> Result<()> {
     );
 
     println!("\n4. Token balances (rewards for uploads, charges for reads)");
-    let mut last_height = 0;
-    for m in members {
-        // The token service may still be applying the last block.
-        let expected_seen = d.ledger.tip_height().await?;
-        last_height = last_height.max(expected_seen);
-        let mut now = d.balance(m).await?;
-        for _ in 0..50 {
-            let settled = d
-                .tokens
-                .get_balance(tpb::GetBalanceRequest {
-                    account: format!("member:{m}"),
-                })
-                .await
-                .map(|b| b.into_inner().height >= expected_seen)
-                .unwrap_or(false);
-            if settled {
-                now = d.balance(m).await?;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    // The token service may still be applying the last blocks: wait until it has seen them.
+    let tip = d.ledger.tip_height().await?;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while d
+        .tokens
+        .get_supply(tpb::GetSupplyRequest {})
+        .await?
+        .into_inner()
+        .height
+        < tip
+    {
+        if tokio::time::Instant::now() >= deadline {
+            bail!("the token service did not reach height {tip} within {WAIT:?}");
         }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for m in members {
+        let now = d.balance(m).await?;
         let was = before[m];
         println!("  {m:<22} {was:>6} -> {now:>6}  ({:+})", now - was);
     }
