@@ -1,37 +1,19 @@
 //! `citychain dev` and `citychain demo` as a user runs them: dev brings the whole network up
 //! and prints `ready`; the demo runs to the end against it and its outcome is checked; a killed
 //! service is reported and restarted and the demo still completes; Ctrl-C stops everything;
-//! a second run resumes the same chain; `--reset` starts a new one.
+//! a second run resumes the same chain; `--reset` starts a new one. Each service's `/metrics`
+//! is scraped before and after the demo's load.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+
+use citychain_scenarios::citychain_binary;
+use citychain_telemetry::exposition::samples;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-
-/// The `citychain` binary the workspace build put beside this test's own executable
-/// (`target/<profile>/citychain`), or the one `CITYCHAIN_BIN` names. A workspace test run
-/// (`scripts/test`, `cargo nextest run --workspace`) builds it first; running this package
-/// alone does not, so build it (`cargo build -p citychain`) before, or the test runs an old
-/// binary.
-fn binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("CITYCHAIN_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("tests run from target/<profile>/deps");
-    let binary = profile_dir.join(format!("citychain{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.exists(),
-        "{} is missing: build it with `cargo build -p citychain` (the workspace test run does), \
-         or name a binary in CITYCHAIN_BIN",
-        binary.display()
-    );
-    binary
-}
 
 /// Output bytes as text.
 fn text(bytes: &[u8]) -> String {
@@ -40,7 +22,10 @@ fn text(bytes: &[u8]) -> String {
 
 /// Runs `citychain` with `args`; returns its standard output after checking it succeeded.
 fn citychain(args: &[&str]) -> String {
-    let out = Command::new(binary()).args(args).output().unwrap();
+    let out = Command::new(citychain_binary())
+        .args(args)
+        .output()
+        .unwrap();
     let said = text(&out.stdout);
     assert!(
         out.status.success(),
@@ -76,7 +61,7 @@ fn start(home: &Path, extra: &[&str]) -> Dev {
         .append(true)
         .open(home.with_extension("stderr"))
         .unwrap();
-    let mut child = Command::new(binary())
+    let mut child = Command::new(citychain_binary())
         .args([
             "dev",
             "--home",
@@ -126,7 +111,7 @@ fn stop(mut dev: Dev) {
 
 /// Runs the demo; returns its output after checking it completed.
 fn demo(home: &Path) -> String {
-    let out = Command::new(binary())
+    let out = Command::new(citychain_binary())
         .args(["demo", "--home", home.to_str().unwrap()])
         .output()
         .unwrap();
@@ -288,6 +273,133 @@ fn check_cli(home: &Path) {
 
 const CITIZEN: &str = "citizen:330102-19900101-0042";
 
+/// Every service's `/metrics` text, by service name, from the URLs `endpoints.json` lists.
+fn scrape_all(home: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(home.join("endpoints.json")).unwrap();
+    let endpoints: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let services = endpoints["services"].as_object().unwrap();
+    services
+        .iter()
+        .map(|(name, e)| {
+            let url = e["metrics"].as_str().unwrap();
+            (name.clone(), scrape(url))
+        })
+        .collect()
+}
+
+/// One plain HTTP/1.0 GET of `url` (`http://HOST:PORT/PATH`); the body of a 200 answer.
+fn scrape(url: &str) -> String {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = TcpStream::connect(host).unwrap_or_else(|e| panic!("{url}: {e}"));
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "{url}: {head}"
+    );
+    body.to_owned()
+}
+
+/// The sum of metric `name`'s samples whose labels include `labels`, or `None` when the
+/// exposition has no such sample.
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let found = samples(text, name, labels);
+    (!found.is_empty()).then(|| found.iter().sum())
+}
+
+/// Checks each service's metrics across the demo's load: the RPC counters of the services
+/// the demo calls and every validator's height grew, each service reports its own
+/// instruments, and every metric the Grafana dashboard queries exists.
+fn check_metrics(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) {
+    let grew = |service: &str, name: &str, labels: &[(&str, &str)]| {
+        let was = metric(&before[service], name, labels).unwrap_or(0.0);
+        let is = metric(&after[service], name, labels)
+            .unwrap_or_else(|| panic!("{service} exposes no {name}{labels:?}"));
+        assert!(is > was, "{service}'s {name}{labels:?} stayed at {was}");
+    };
+    for service in ["ledger", "licence", "tokens"] {
+        grew(service, "rpc_server_duration_seconds_count", &[]);
+        grew(
+            service,
+            "rpc_server_duration_seconds_count",
+            &[("rpc_grpc_status_code", "0")],
+        );
+        grew(service, &format!("{service}_applied_height"), &[]);
+        let lag = [("service", service)];
+        assert!(
+            metric(&after[service], "projection_lag", &lag).is_some(),
+            "{service}"
+        );
+    }
+    // The demo's refused reads are errors, counted apart.
+    grew(
+        "licence",
+        "rpc_server_duration_seconds_count",
+        &[("rpc_grpc_status_code", "7")],
+    );
+    grew("ledger", "jetstream_ack_duration_seconds_count", &[]);
+    let validators: Vec<&String> = after
+        .keys()
+        .filter(|k| k.starts_with("consensus"))
+        .collect();
+    assert_eq!(validators.len(), 4, "{:?}", after.keys());
+    for validator in validators {
+        for name in [
+            "consensus_height",
+            "consensus_committed_transactions_total",
+            "consensus_commit_latency_seconds_count",
+            "consensus_rounds_per_height_count",
+            "jetstream_publish_duration_seconds_count",
+        ] {
+            grew(validator, name, &[]);
+        }
+        for name in ["consensus_round", "consensus_mempool_depth"] {
+            assert!(
+                metric(&after[validator], name, &[]).is_some(),
+                "{validator}: {name}"
+            );
+        }
+    }
+    let dashboard = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/observability/grafana-dashboard.json"),
+    )
+    .unwrap();
+    let exposed: String = after.values().map(String::as_str).collect();
+    let queried: BTreeSet<&str> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| {
+            [
+                "rpc_",
+                "consensus_",
+                "projection_",
+                "jetstream_",
+                "ledger_",
+                "licence_",
+                "tokens_",
+            ]
+            .iter()
+            .any(|p| w.starts_with(p))
+        })
+        .collect();
+    assert!(queried.len() >= 10, "{queried:?}");
+    // Metric names start a line; label names follow a `{` or a `,`.
+    for name in queried {
+        let found = exposed.lines().any(|l| {
+            l.starts_with(name)
+                || l.contains(&format!("{{{name}="))
+                || l.contains(&format!(",{name}="))
+        });
+        assert!(
+            found,
+            "the dashboard queries {name}, which no service exposes"
+        );
+    }
+}
+
 fn pid(home: &Path, service: &str) -> u32 {
     let text = std::fs::read_to_string(home.join("endpoints.json")).unwrap();
     let endpoints: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -300,7 +412,9 @@ fn dev_runs_the_demo_survives_a_killed_service_resumes_and_resets() {
     let home = dir.path().join("home");
 
     let dev = start(&home, &[]);
+    let idle = scrape_all(&home);
     let first = demo(&home);
+    check_metrics(&idle, &scrape_all(&home));
     check_outcome(&first);
     assert_eq!(receipts(&first), 7, "{first}");
     for file in [

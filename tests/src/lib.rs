@@ -2,6 +2,8 @@
 //! consensus service's `run`) and the ledger, licence and token services (each its `serve`,
 //! with its gRPC API on a free port). Each part can be stopped, killed and started again.
 
+pub mod platform;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -392,4 +394,28 @@ request_timeout = "2s"
         }
         panic!("no ledger client: the chain has no block");
     }
+}
+
+/// The `citychain` binary the workspace build put beside this test's own executable
+/// (`target/<profile>/citychain`), or the one `CITYCHAIN_BIN` names. A workspace test run
+/// (`scripts/test`, `cargo nextest run --workspace`) builds it first; running this package
+/// alone does not, so build it (`cargo build -p citychain`) before, or the test runs an old
+/// binary.
+pub fn citychain_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("CITYCHAIN_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let binary = profile_dir.join(format!("citychain{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p citychain` (the workspace test run does), \
+         or name a binary in CITYCHAIN_BIN",
+        binary.display()
+    );
+    binary
 }

@@ -3,13 +3,16 @@
 //! servers cannot be reached.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::{Client, ConnectErrorKind, ConnectOptions, ServerAddr};
+use opentelemetry::metrics::Meter;
 
 use crate::config::BusConfig;
 use crate::error::BusError;
+use crate::publish::{METER_NAME, PublishMetrics};
 
 /// A connection to NATS and its JetStream context. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
@@ -17,6 +20,7 @@ pub struct Bus {
     client: Client,
     jetstream: jetstream::Context,
     urls: String,
+    metrics: Arc<PublishMetrics>,
 }
 
 impl Bus {
@@ -38,7 +42,24 @@ impl Bus {
             client,
             jetstream,
             urls,
+            metrics: Arc::new(PublishMetrics::new(&opentelemetry::global::meter(
+                METER_NAME,
+            ))),
         }
+    }
+
+    /// Records the publish and acknowledgement latencies of appends made through this handle
+    /// (and clones made from it afterwards) with `meter`, instead of the global meter
+    /// `citychain-bus` that was current when the connection was made. Meant for tests that read
+    /// a local meter provider.
+    pub fn with_meter(mut self, meter: &Meter) -> Self {
+        self.metrics = Arc::new(PublishMetrics::new(meter));
+        self
+    }
+
+    /// The latency histograms appends record in.
+    pub(crate) fn publish_metrics(&self) -> &PublishMetrics {
+        &self.metrics
     }
 
     /// The underlying NATS client, for plain publish/subscribe.

@@ -1,11 +1,35 @@
 //! Appending to streams: [`Bus::publish_idempotent`] (de-duplicated by `Nats-Msg-Id`) and
 //! [`Bus::append_expected`] (additionally conditional on the stream's last sequence, so CHAIN
 //! can hold neither a fork nor a gap). Both inject the current trace context.
+//!
+//! # Latency metrics
+//!
+//! Every append records two OpenTelemetry histograms (unit `s`, buckets
+//! [`citychain_telemetry::LATENCY_BOUNDARIES`]) on the global meter `citychain-bus`, or on the
+//! meter given to [`Bus::with_meter`]:
+//!
+//! - `jetstream.publish.duration`: from the call until the client has taken the message for
+//!   sending and handed back the future of its acknowledgement;
+//! - `jetstream.ack.duration`: from then until JetStream's PubAck (or its refusal, or the
+//!   timeout) arrives. Not recorded when the message could not be sent at all.
+//!
+//! Both carry `stream` and `outcome`. The stream is the one the PubAck names; a failed append
+//! gets no PubAck, so it is labelled with the stream that last acknowledged the same subject
+//! through this [`Bus`], or `unknown` when none has yet. The outcome is `ok`, `duplicate`
+//! (acknowledged, stored earlier), `conflict` (the expected last sequence did not match) or
+//! `error`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::publish::PublishAck;
 use bytes::Bytes;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram, Meter};
 
 use crate::bus::Bus;
 use crate::error::BusError;
@@ -85,14 +109,24 @@ impl Bus {
         if let Some(expected) = expected_last_sequence {
             message = message.expected_last_sequence(expected);
         }
-        let ack = async {
-            self.jetstream()
-                .send_publish(subject.to_owned(), message)
-                .await?
-                .await
-        }
-        .await
-        .map_err(|err| publish_error(subject, expected_last_sequence, err))?;
+        let started = Instant::now();
+        let sent = self
+            .jetstream()
+            .send_publish(subject.to_owned(), message)
+            .await;
+        let handed_over = Instant::now();
+        let (result, ack_wait) = match sent {
+            Ok(pending) => (pending.await, Some(handed_over.elapsed())),
+            Err(err) => (Err(err), None),
+        };
+        let result = result.map_err(|err| publish_error(subject, expected_last_sequence, err));
+        self.publish_metrics().record(
+            subject,
+            &result,
+            handed_over.duration_since(started),
+            ack_wait,
+        );
+        let ack = result?;
         tracing::debug!(
             subject,
             msg_id,
@@ -106,6 +140,93 @@ impl Bus {
             sequence: ack.sequence,
             duplicate: ack.duplicate,
         })
+    }
+}
+
+/// The name of the global meter a [`Bus`] records publish latencies with by default.
+pub(crate) const METER_NAME: &str = "citychain-bus";
+
+/// The publish and acknowledgement latency histograms of a [`Bus`] (see the module docs), and
+/// which stream last acknowledged each subject it published on.
+#[derive(Debug)]
+pub(crate) struct PublishMetrics {
+    publish: Histogram<f64>,
+    ack: Histogram<f64>,
+    /// Subject to stream, learnt from PubAcks. Its size is bounded by the set of subjects the
+    /// process publishes on.
+    streams: Mutex<HashMap<String, String>>,
+}
+
+impl PublishMetrics {
+    /// Creates the instruments on `meter`, once per [`Bus`].
+    pub(crate) fn new(meter: &Meter) -> Self {
+        let histogram = |name: &'static str, description: &'static str| {
+            meter
+                .f64_histogram(name)
+                .with_unit("s")
+                .with_description(description)
+                .with_boundaries(citychain_telemetry::LATENCY_BOUNDARIES.to_vec())
+                .build()
+        };
+        PublishMetrics {
+            publish: histogram(
+                "jetstream.publish.duration",
+                "Time for the client to take a JetStream append for sending, by stream and outcome",
+            ),
+            ack: histogram(
+                "jetstream.ack.duration",
+                "Time from handing a JetStream append over until its PubAck, by stream and outcome",
+            ),
+            streams: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records one append on `subject`: `publish` to hand it over, then `ack` (if it was sent)
+    /// waiting for the answer that ended as `result`.
+    fn record(
+        &self,
+        subject: &str,
+        result: &Result<PublishAck, BusError>,
+        publish: Duration,
+        ack: Option<Duration>,
+    ) {
+        let outcome = match result {
+            Ok(ack) if ack.duplicate => "duplicate",
+            Ok(_) => "ok",
+            Err(BusError::Conflict { .. }) => "conflict",
+            Err(_) => "error",
+        };
+        let stream = self.stream_of(subject, result.as_ref().ok().map(|ack| ack.stream.as_str()));
+        let attributes = [
+            KeyValue::new("stream", stream),
+            KeyValue::new("outcome", outcome),
+        ];
+        self.publish.record(publish.as_secs_f64(), &attributes);
+        if let Some(ack) = ack {
+            self.ack.record(ack.as_secs_f64(), &attributes);
+        }
+    }
+
+    /// The stream to label an append on `subject` with: the one that acknowledged it, learnt
+    /// for later failures, or else the one learnt earlier.
+    fn stream_of(&self, subject: &str, acknowledged_by: Option<&str>) -> String {
+        // A poisoned map only ever held complete entries, so it is still good to use.
+        let mut streams = self
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match acknowledged_by {
+            Some(stream) => {
+                if streams.get(subject).is_none_or(|known| known != stream) {
+                    streams.insert(subject.to_owned(), stream.to_owned());
+                }
+                stream.to_owned()
+            }
+            None => streams
+                .get(subject)
+                .cloned()
+                .unwrap_or_else(|| "unknown".to_owned()),
+        }
     }
 }
 

@@ -110,6 +110,79 @@ pub fn tracestate(headers: &HeaderMap) -> Option<&str> {
     header(headers, TRACESTATE)
 }
 
+/// The CHAIN header that carries, beside a block, the trace context of each traced transaction
+/// in it: `index=traceparent` pairs separated by `,`, in index order. A block carries many
+/// traces, so one `traceparent` header cannot; this one is not part of the block's bytes and
+/// hashes, only a hint for the services that apply the block.
+pub const TX_TRACES: &str = "Citychain-Tx-Traces";
+
+/// At most this many transactions of one block get their trace context carried, which keeps
+/// the header under 16 KiB (each pair takes at most 61 bytes).
+pub const MAX_TX_TRACES: usize = 256;
+
+/// The W3C `traceparent` of `cx`'s span, or `None` when it has no valid span.
+pub fn traceparent_of(cx: &Context) -> Option<String> {
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
+}
+
+/// Writes the [`TX_TRACES`] header from `(index, context)` pairs: the first
+/// [`MAX_TX_TRACES`] with a valid span, in the order given. Writes nothing when none has one.
+pub fn inject_tx_traces<'a>(
+    headers: &mut HeaderMap,
+    traces: impl IntoIterator<Item = (usize, &'a Context)>,
+) {
+    let pairs: Vec<String> = traces
+        .into_iter()
+        .filter_map(|(index, cx)| traceparent_of(cx).map(|tp| format!("{index}={tp}")))
+        .take(MAX_TX_TRACES)
+        .collect();
+    if !pairs.is_empty() {
+        headers.insert(TX_TRACES, pairs.join(",").as_str());
+    }
+}
+
+/// Reads the [`TX_TRACES`] header: each transaction index with its context as a remote
+/// parent. Malformed pairs, and pairs beyond [`MAX_TX_TRACES`], are skipped; a header that is
+/// absent gives an empty map.
+pub fn extract_tx_traces(headers: &HeaderMap) -> std::collections::BTreeMap<usize, Context> {
+    let propagator = TraceContextPropagator::new();
+    let Some(value) = header(headers, TX_TRACES) else {
+        return std::collections::BTreeMap::new();
+    };
+    value
+        .split(',')
+        .take(MAX_TX_TRACES)
+        .filter_map(|pair| {
+            let (index, parent) = pair.split_once('=')?;
+            let index = index.trim().parse::<usize>().ok()?;
+            let cx = propagator.extract(&OneTraceparent(parent.trim()));
+            cx.span().span_context().is_valid().then_some((index, cx))
+        })
+        .collect()
+}
+
+/// An extractor holding only a `traceparent`.
+struct OneTraceparent<'a>(&'a str);
+
+impl Extractor for OneTraceparent<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        key.eq_ignore_ascii_case(TRACEPARENT).then_some(self.0)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec![TRACEPARENT]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
@@ -156,5 +229,45 @@ mod tests {
         headers.insert("Traceparent", "not-a-traceparent");
         assert_eq!(traceparent(&headers), Some("not-a-traceparent"));
         assert!(!extract(&headers).span().span_context().is_valid());
+    }
+
+    #[test]
+    fn tx_traces_round_trip_by_index_and_skip_what_is_not_a_trace() {
+        let known = known_context();
+        let empty = Context::new();
+        let mut headers = HeaderMap::new();
+        inject_tx_traces(&mut headers, [(0, &empty), (3, &known), (7, &known)]);
+        let raw = headers.get(TX_TRACES).unwrap().as_str().to_owned();
+        assert_eq!(
+            raw,
+            "3=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01,\
+             7=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        let traces = extract_tx_traces(&headers);
+        assert_eq!(traces.keys().copied().collect::<Vec<_>>(), vec![3, 7]);
+        let span = traces[&7].span();
+        assert_eq!(
+            span.span_context().span_id().to_string(),
+            "00f067aa0ba902b7"
+        );
+
+        let mut damaged = HeaderMap::new();
+        // The first pair's index is no number: only the second pair is kept.
+        damaged.insert(TX_TRACES, format!("x={}", &raw[2..]).as_str());
+        let kept = extract_tx_traces(&damaged);
+        assert_eq!(kept.keys().copied().collect::<Vec<_>>(), vec![7]);
+        damaged.insert(TX_TRACES, "1=00-zz-00f067aa0ba902b7-01,2");
+        assert!(extract_tx_traces(&damaged).is_empty());
+        assert!(extract_tx_traces(&HeaderMap::new()).is_empty());
+    }
+
+    #[test]
+    fn at_most_the_cap_of_tx_traces_is_carried() {
+        let known = known_context();
+        let mut headers = HeaderMap::new();
+        inject_tx_traces(&mut headers, (0..MAX_TX_TRACES + 10).map(|i| (i, &known)));
+        let raw = headers.get(TX_TRACES).unwrap().as_str();
+        assert!(raw.len() <= 16 * 1024, "{} bytes", raw.len());
+        assert_eq!(extract_tx_traces(&headers).len(), MAX_TX_TRACES);
     }
 }

@@ -74,6 +74,13 @@ pub struct ConsensusArgs {
     /// round) of every run to this file.
     #[arg(long, value_name = "FILE")]
     pub blocks_csv: Option<PathBuf>,
+    /// Trace every transaction, as in production: the load sends each in a span of its own
+    /// (like a traced client), the validators open their `consensus.tx` and
+    /// `consensus.decide` spans, and every span goes through a batch processor to an
+    /// exporter that counts and drops them, so the cost is the tracing's, not a collector's.
+    /// Compare with a run without it.
+    #[arg(long)]
+    pub tracing: bool,
     /// Tokio worker threads shared by the validators and the load (default: one per core,
     /// at least 2).
     #[arg(long, value_name = "N")]
@@ -92,7 +99,15 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(bench::consensus::run(args, cores))
+            runtime.block_on(async move {
+                let exported = args.tracing.then(bench::tracing::install).transpose()?;
+                bench::consensus::run(args, cores).await?;
+                if let Some((guard, spans)) = exported {
+                    guard.shutdown().context("cannot flush the spans")?;
+                    eprintln!("tracing: {} spans exported", spans.count());
+                }
+                Ok(())
+            })
         }
     }
 }

@@ -69,11 +69,7 @@ pub fn resolve(
     genesis: Option<PathBuf>,
     home: Option<&Path>,
 ) -> Result<(String, PathBuf)> {
-    let ledger = match (ledger, home) {
-        (Some(url), _) => url,
-        (None, Some(home)) => Endpoints::read(home)?.ledger()?.to_owned(),
-        (None, None) => bail!("give --ledger URL or --home DIR"),
-    };
+    let ledger = Endpoints::service_url(ledger.as_ref(), home, "ledger")?;
     let genesis = match (genesis, home) {
         (Some(file), _) => file,
         (None, Some(home)) => home.join("genesis.json"),

@@ -103,6 +103,20 @@ impl Endpoints {
         serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
     }
 
+    /// The gRPC address of `service`: `explicit` when given, else the one the network under
+    /// `home` lists; fails naming the flags when neither is given.
+    pub fn service_url(
+        explicit: Option<&String>,
+        home: Option<&Path>,
+        service: &str,
+    ) -> Result<String> {
+        match (explicit, home) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Some(home)) => Ok(Endpoints::read(home)?.grpc(service)?.to_owned()),
+            (None, None) => bail!("give --{service} URL or --home DIR"),
+        }
+    }
+
     /// The ledger's gRPC address.
     pub fn ledger(&self) -> Result<&str> {
         self.grpc("ledger")

@@ -113,11 +113,7 @@ pub struct Services {
 
 impl Services {
     fn resolve(&self, service: &str, explicit: &Option<String>) -> Result<String> {
-        match (explicit, &self.home) {
-            (Some(url), _) => Ok(url.clone()),
-            (None, Some(home)) => Ok(Endpoints::read(home)?.grpc(service)?.to_owned()),
-            (None, None) => bail!("give --{service} URL or --home DIR"),
-        }
+        Endpoints::service_url(explicit.as_ref(), self.home.as_deref(), service)
     }
 
     async fn connect(&self) -> Result<(LicenceClient, LedgerClient)> {

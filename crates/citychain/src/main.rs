@@ -16,6 +16,7 @@ mod licence_cmd;
 mod proof_cmd;
 mod serve_cmd;
 mod tokens_cmd;
+mod tx_cmd;
 mod verify_cmd;
 
 use std::process::ExitCode;
@@ -66,6 +67,9 @@ enum Command {
     /// The token platform: balances, statements, supply, and the audit from the chain.
     #[command(subcommand)]
     Tokens(tokens_cmd::TokensCommand),
+    /// Look committed transactions up: the trace id to find a flow in a tracing backend.
+    #[command(subcommand)]
+    Tx(tx_cmd::TxCommand),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo_cmd::run(args),
         Command::Licence(cmd) => licence_cmd::run(cmd),
         Command::Tokens(cmd) => tokens_cmd::run(cmd),
+        Command::Tx(cmd) => tx_cmd::run(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -69,11 +69,7 @@ pub struct TokensAddr {
 
 impl TokensAddr {
     fn resolve(&self) -> Result<String> {
-        match (&self.tokens, &self.home) {
-            (Some(url), _) => Ok(url.clone()),
-            (None, Some(home)) => Ok(Endpoints::read(home)?.grpc("tokens")?.to_owned()),
-            (None, None) => bail!("give --tokens URL or --home DIR"),
-        }
+        Endpoints::service_url(self.tokens.as_ref(), self.home.as_deref(), "tokens")
     }
 }
 

@@ -128,6 +128,10 @@ impl Admission {
     /// Hands an admitted transaction to consensus.
     pub async fn publish(&self, tx: &SignedTx) -> Result<Appended, AdmissionError> {
         let id = tx.id();
+        // The calling gRPC server span declares these fields; elsewhere this does nothing.
+        let span = tracing::Span::current();
+        span.record("tx.id", tracing::field::display(&id));
+        span.record("signer", tracing::field::display(tx.signer()));
         let appended = self
             .bus
             .publish_idempotent(

@@ -12,19 +12,22 @@
 //! NOT_SERVING, the `<service>.chain.violations` counter) and keeps retrying that height. It
 //! never skips a block. The alert clears once the height is applied.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use citychain_bus::{Bus, BusError, HeaderMap, StreamKind, StreamsConfig};
+use citychain_bus::{Bus, BusError, HeaderMap, StoredMessage, StreamKind, StreamsConfig, trace};
 use citychain_governance::{AuditError, ChainAuditor, Registry};
-use citychain_kernel::{Genesis, Height};
+use citychain_kernel::{Block, Genesis, Height};
 use citychain_store::{ApplyError, ApplyOutcome, ProjectionRunner, Store, StoreError};
 use futures::StreamExt;
 use opentelemetry::metrics::Counter;
+use opentelemetry::trace::TraceContextExt as _;
 use thiserror::Error;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::checkpoint::{CheckpointError, Checkpointed, StepError, read_checkpoint_in};
 use crate::health;
@@ -103,7 +106,9 @@ pub struct Follower<S, P> {
     registry: Arc<Registry>,
     shared: Arc<Shared>,
     service: String,
-    /// The OpenTelemetry name of each block's span; tracing's own span names are static.
+    /// The OpenTelemetry names of each block's span and of each traced transaction's span;
+    /// tracing's own span names are static.
+    apply_block_span: String,
     apply_span: String,
     repair_timeout: Duration,
     violations: Counter<u64>,
@@ -154,6 +159,7 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
             auditor,
             registry,
             shared,
+            apply_block_span: format!("{}.apply_block", config.service),
             apply_span: format!("{}.apply", config.service),
             service: config.service,
             repair_timeout: config.repair_timeout,
@@ -224,21 +230,28 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
     async fn follow(&mut self, height: Height) -> Result<bool, FollowerError<P::Error>> {
         let span = tracing::info_span!(
             "chain.apply",
-            otel.name = %self.apply_span,
+            otel.name = %self.apply_block_span,
             service = %self.service,
             height = height.0,
         );
         async {
             let mut problems = Vec::new();
             match self.read_chain(height).await {
-                Some(bytes) => match self.audit_and_apply(height, bytes).await? {
+                Some(message) => match self
+                    .audit_and_apply(
+                        height,
+                        message.payload,
+                        trace::extract_tx_traces(&message.headers),
+                    )
+                    .await?
+                {
                     None => return Ok(true),
                     Some(problem) => problems.push(format!("CHAIN: {problem}")),
                 },
                 None => problems.push("CHAIN: no message at this sequence".to_string()),
             }
             for (validator, bytes) in self.ask_validators(height).await {
-                match self.audit_and_apply(height, bytes).await? {
+                match self.audit_and_apply(height, bytes, BTreeMap::new()).await? {
                     None => {
                         tracing::warn!(
                             height = height.0,
@@ -261,10 +274,43 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
         .await
     }
 
-    async fn read_chain(&self, height: Height) -> Option<Bytes> {
+    /// Opens `<service>.apply` for each traced transaction of `block`: a child of the
+    /// transaction's context, linked to and from the block's span (the current one). The
+    /// spans end when dropped, once the block is applied.
+    fn tx_spans(
+        &self,
+        block: &Block,
+        traces: BTreeMap<usize, opentelemetry::Context>,
+    ) -> BTreeMap<usize, tracing::Span> {
+        let block_span = tracing::Span::current();
+        let block_context = block_span.context().span().span_context().clone();
+        traces
+            .into_iter()
+            .filter_map(|(index, parent)| {
+                let tx = block.txs.get(index)?;
+                let span = tracing::info_span!(
+                    "chain.apply.tx",
+                    otel.name = %self.apply_span,
+                    service = %self.service,
+                    height = block.header.height.0,
+                    index,
+                    tx.id = %tx.id(),
+                    signer = %tx.signer(),
+                );
+                block_span.add_link(parent.span().span_context().clone());
+                let _ = span.set_parent(parent);
+                if block_context.is_valid() {
+                    span.add_link(block_context.clone());
+                }
+                Some((index, span))
+            })
+            .collect()
+    }
+
+    async fn read_chain(&self, height: Height) -> Option<StoredMessage> {
         let stream = self.streams.stream_name(StreamKind::Chain);
         match self.bus.get_message(&stream, height.0).await {
-            Ok(message) => Some(message.payload),
+            Ok(message) => Some(message),
             Err(err) => {
                 tracing::warn!(height = height.0, error = %err, "block not readable from CHAIN");
                 None
@@ -304,18 +350,25 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
         copies
     }
 
-    /// Audits `bytes` as block `height` and applies it. `Ok(None)` when applied, `Ok(Some(why))`
+    /// Audits `bytes` as block `height` and applies it, in a span per traced transaction
+    /// (`traces`, by index, from CHAIN's header). `Ok(None)` when applied, `Ok(Some(why))`
     /// when this copy fails the audit, `Err` when the store or the projection failed.
     async fn audit_and_apply(
         &mut self,
         height: Height,
         bytes: Bytes,
+        traces: BTreeMap<usize, opentelemetry::Context>,
     ) -> Result<Option<String>, FollowerError<P::Error>> {
-        let (auditor, audited) =
+        let (auditor, mut audited) =
             match AuditedBlock::audit(&self.auditor, &self.registry, height, bytes) {
                 Ok(step) => step,
                 Err(problem) => return Ok(Some(problem.to_string())),
             };
+        let tx_spans = self.tx_spans(&audited.block, traces);
+        audited.traces = tx_spans
+            .iter()
+            .map(|(index, span)| (*index, span.context()))
+            .collect();
         match self.runner.apply_block(height.0, &audited).await {
             // Already applied: another replica sharing the store got there first, with the
             // same committed block, so moving on is right.
@@ -339,6 +392,7 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
         self.registry = audited.registry_after;
         self.shared.set_registry(self.registry.clone());
         self.shared.set_alert(None);
+        self.shared.note_traces(height.0, &audited.traces);
         self.shared.applied.send_replace(height);
         Ok(None)
     }

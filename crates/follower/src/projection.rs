@@ -2,6 +2,7 @@
 //! (a block that passed the audit, with everything the audit learnt about it), and the audit
 //! step that turns the bytes of a copy into one.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -34,6 +35,13 @@ pub struct AuditedBlock {
     pub validators: ValidatorSet,
     /// Transactions in blocks 1 to this one.
     pub transactions: u64,
+    /// The trace context of each traced transaction, by index in the block: the context of
+    /// this service's `<service>.apply` span for it, which continues the transaction's trace.
+    /// A projection passes it on to whatever it starts for the transaction (an event, a
+    /// release). Empty for a block read without its trace header (a copy from a validator,
+    /// a replay): it is not part of the block, so state derived from it must be kept apart
+    /// from the state a replay rebuilds.
+    pub traces: BTreeMap<usize, opentelemetry::Context>,
 }
 
 impl AuditedBlock {
@@ -69,6 +77,7 @@ impl AuditedBlock {
             outcome,
             bytes,
             block,
+            traces: BTreeMap::new(),
         };
         Ok((next, audited))
     }

@@ -1,12 +1,17 @@
 //! [`Shared`]: what the follower publishes to the rest of its service (the API, health,
-//! metrics) while it runs: its position, the registry in force, and the current alert.
+//! metrics) while it runs: its position, the registry in force, the current alert, and the
+//! trace contexts of recently applied transactions.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use citychain_governance::Registry;
 use citychain_kernel::{Genesis, Height};
 use tokio::sync::watch;
+
+/// Trace contexts of applied transactions kept at most; the oldest heights go first.
+pub const MAX_TRACED_TXS: usize = 4_096;
 
 /// What the follower shares with its service. The locks are only held to copy a value in or
 /// out, so a poisoned one (a panic elsewhere) still holds a consistent value and is used.
@@ -22,6 +27,10 @@ pub struct Shared {
     pub chain_last: Mutex<u64>,
     /// Whether the follower has applied everything CHAIN held when it started.
     pub caught_up: AtomicBool,
+    /// The contexts of the `<service>.apply` spans of recently applied traced transactions,
+    /// by (height, index): the parents of work the service does for them later (publishing
+    /// an event, releasing a key). Kept in memory only; a restart loses them.
+    traces: Mutex<BTreeMap<(u64, usize), opentelemetry::Context>>,
 }
 
 impl Shared {
@@ -33,6 +42,7 @@ impl Shared {
             alert: Mutex::new(None),
             chain_last: Mutex::new(0),
             caught_up: AtomicBool::new(false),
+            traces: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -65,6 +75,35 @@ impl Shared {
         self.caught_up.load(Ordering::Acquire) && self.alert().is_none()
     }
 
+    /// The trace context of transaction `index` of block `height`, if it was traced and is
+    /// still remembered (see [`MAX_TRACED_TXS`]).
+    pub fn trace_of(&self, height: u64, index: usize) -> Option<opentelemetry::Context> {
+        self.traces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(height, index))
+            .cloned()
+    }
+
+    /// Remembers the trace contexts of block `height`'s transactions, forgetting the oldest
+    /// beyond [`MAX_TRACED_TXS`].
+    pub(crate) fn note_traces(
+        &self,
+        height: u64,
+        traces: &BTreeMap<usize, opentelemetry::Context>,
+    ) {
+        if traces.is_empty() {
+            return;
+        }
+        let mut kept = self.traces.lock().unwrap_or_else(|e| e.into_inner());
+        for (index, cx) in traces {
+            kept.insert((height, *index), cx.clone());
+        }
+        while kept.len() > MAX_TRACED_TXS {
+            kept.pop_first();
+        }
+    }
+
     pub(crate) fn set_registry(&self, registry: Arc<Registry>) {
         *self.registry.write().unwrap_or_else(|e| e.into_inner()) = registry;
     }
@@ -94,5 +133,37 @@ mod tests {
         assert!(!shared.is_healthy(), "halted on a violation");
         shared.set_alert(None);
         assert!(shared.is_healthy());
+    }
+
+    #[test]
+    fn trace_contexts_are_remembered_by_place_and_the_oldest_forgotten_first() {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+        };
+        let shared = Shared::new(&network(4, 6).genesis);
+        let traced = |n: u64| {
+            opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+                TraceId::from(u128::from(n) + 1),
+                SpanId::from(n + 1),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::default(),
+            ))
+        };
+        for height in 1..=(MAX_TRACED_TXS as u64 / 2 + 1) {
+            let block = BTreeMap::from([(0, traced(height)), (3, traced(height + 10_000))]);
+            shared.note_traces(height, &block);
+        }
+        assert!(
+            shared.trace_of(1, 0).is_none(),
+            "the oldest height went first"
+        );
+        let last = MAX_TRACED_TXS as u64 / 2 + 1;
+        let found = shared.trace_of(last, 3).expect("the newest is kept");
+        assert_eq!(
+            found.span().span_context().trace_id(),
+            TraceId::from(u128::from(last + 10_000) + 1)
+        );
+        assert!(shared.trace_of(last, 1).is_none(), "an untraced index");
     }
 }

@@ -60,6 +60,7 @@ fn parse_filter(filter: &str) -> Result<EnvFilter, TelemetryError> {
 pub struct TelemetryBuilder {
     config: TelemetryConfig,
     tracer_provider: Option<SdkTracerProvider>,
+    logs: bool,
 }
 
 impl TelemetryBuilder {
@@ -68,7 +69,15 @@ impl TelemetryBuilder {
         TelemetryBuilder {
             config,
             tracer_provider: None,
+            logs: true,
         }
+    }
+
+    /// Writes no logs: the filter then chooses only the spans traced. For tools whose
+    /// terminal output is their result (a benchmark's table), yet which trace at `info`.
+    pub fn without_logs(mut self) -> Self {
+        self.logs = false;
+        self
     }
 
     /// Sends every span to `exporter` synchronously as it ends, instead of OTLP.
@@ -164,18 +173,21 @@ impl TelemetryBuilder {
                 !is_export_machinery(meta.target())
             }));
         let fmt_layer = match self.config.log_format {
+            _ if !self.logs => None,
             // Colours only on a terminal: piped logs (files, `citychain dev`) stay plain text.
             LogFormat::Human => tracing_subscriber::fmt::layer()
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_writer(std::io::stderr)
-                .boxed(),
+                .boxed()
+                .into(),
             LogFormat::Json => tracing_subscriber::fmt::layer()
                 .json()
                 .flatten_event(true)
                 .with_current_span(true)
                 .with_span_list(false)
                 .with_writer(std::io::stderr)
-                .boxed(),
+                .boxed()
+                .into(),
         };
         let subscriber = tracing_subscriber::registry()
             .with(filter)

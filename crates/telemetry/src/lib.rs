@@ -12,11 +12,13 @@
 //!   [`TelemetryBuilder::with_span_exporter`].
 //! - Metrics are recorded through the global OpenTelemetry meter provider and read by a
 //!   Prometheus registry ([`prometheus_registry`]) that the runtime serves on `/metrics`;
-//!   with an OTLP endpoint they are pushed over OTLP as well.
+//!   with an OTLP endpoint they are pushed over OTLP as well. Latency histograms share the
+//!   bucket boundaries [`LATENCY_BOUNDARIES`].
 
 mod carrier;
 mod config;
 mod error;
+pub mod exposition;
 mod install;
 mod metrics;
 
@@ -27,4 +29,4 @@ pub use carrier::{
 pub use config::{LogFormat, TelemetryConfig};
 pub use error::TelemetryError;
 pub use install::{TelemetryBuilder, TelemetryGuard, init, init_with_exporter, validate_filter};
-pub use metrics::prometheus_registry;
+pub use metrics::{LATENCY_BOUNDARIES, prometheus_registry};

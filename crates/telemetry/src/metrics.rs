@@ -9,6 +9,14 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use crate::TelemetryError;
 use crate::install::{Signal, otlp_enabled};
 
+/// Bucket boundaries, in seconds, for every latency histogram citychain records (gRPC calls,
+/// JetStream publishes and acknowledgements): from half a millisecond to ten seconds, roughly
+/// 1-2.5-5 per decade. Pass them to an instrument builder's `with_boundaries` so that every
+/// latency histogram can be compared and aggregated bucket for bucket.
+pub const LATENCY_BOUNDARIES: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// The process-wide registry that [`crate::init`] attaches its Prometheus reader to.
 static REGISTRY: LazyLock<prometheus::Registry> = LazyLock::new(prometheus::Registry::new);
 

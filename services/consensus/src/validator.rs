@@ -35,15 +35,17 @@ use citychain_governance::{AuditError, ChainAuditor, Registry};
 use citychain_kernel::block::tx_root;
 use citychain_kernel::{
     Block, BlockHeader, CommitCertificate, Genesis, Height, PublicKey, SignedTx, SigningKey, TxId,
-    ValidatorSet, tx::verify_transactions,
+    ValidatorSet, tx::verify_transaction_refs,
 };
 use citychain_store::Store;
 use futures::StreamExt;
 use thiserror::Error;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use crate::blockstore::{BlockStore, BlockStoreError, SignedRecord};
 use crate::config::ConsensusSection;
+use crate::traces::{CommitMetrics, TxTraces, decide_span};
 
 /// What stops a validator.
 #[derive(Debug, Error)]
@@ -246,19 +248,30 @@ impl citychain_consensus_domain::BlockChecker for ProposalRules {
 
 /// Keeps the transactions whose signer governance lets send them at the next height, taking
 /// the registry's lock once for the whole batch.
-fn retain_authorized(registry: &Mutex<Registry>, txs: &mut Vec<SignedTx>) {
+/// Keeps the items of `items` whose transaction (`tx_of`) governance authorizes now.
+fn retain_authorized<T>(
+    registry: &Mutex<Registry>,
+    items: &mut Vec<T>,
+    tx_of: impl Fn(&T) -> &SignedTx,
+) {
     let Ok(registry) = registry.lock() else {
-        txs.clear();
+        items.clear();
         return;
     };
-    txs.retain(|tx| match registry.authorize(tx.signer(), &tx.body().type_url) {
-        Ok(_) => true,
-        Err(why) => {
-            tracing::debug!(tx = %tx.id(), reason = %why, "transaction left out: governance refuses its signer");
-            false
+    items.retain(|item| {
+        let tx = tx_of(item);
+        match registry.authorize(tx.signer(), &tx.body().type_url) {
+            Ok(_) => true,
+            Err(why) => {
+                tracing::debug!(tx = %tx.id(), reason = %why, "transaction left out: governance refuses its signer");
+                false
+            }
         }
     });
 }
+
+/// A transaction pulled from MEMPOOL, with the trace context its message carried.
+type Arrival = (SignedTx, opentelemetry::Context);
 
 /// A transaction whose signature was verified: its id with the signature, since the id does
 /// not cover the signature and a block could carry the same intent with a bad one.
@@ -288,6 +301,8 @@ struct Engine<S: Store> {
     last_block_ms: u64,
     timers: mpsc::UnboundedSender<(u64, TimerKind, u32)>,
     status: Arc<Mutex<Status>>,
+    traces: TxTraces,
+    commit_metrics: CommitMetrics,
 }
 
 /// Runs a validator until `shutdown` resolves.
@@ -353,7 +368,7 @@ pub async fn run<S: Store + Clone + 'static>(
 
     let (net_tx, mut net_rx) = mpsc::channel::<Bytes>(8_192);
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
-    let (pool_tx, mut pool_rx) = mpsc::channel::<Vec<SignedTx>>(4);
+    let (pool_tx, mut pool_rx) = mpsc::channel::<Vec<Arrival>>(4);
     let mut tasks = tokio::task::JoinSet::new();
     for subject in [subjects.broadcast.clone(), subjects.direct(&key)] {
         let mut sub =
@@ -400,6 +415,8 @@ pub async fn run<S: Store + Clone + 'static>(
         .await?;
 
     let mut engine = Engine {
+        traces: TxTraces::new(&key.to_string(), section.mempool_max_txs),
+        commit_metrics: CommitMetrics::new(),
         own_key: key.to_string(),
         bus,
         subjects,
@@ -506,7 +523,7 @@ impl<S: Store + Clone + 'static> Engine<S> {
                     self.pending_since_ms = now_ms();
                     queue.extend(self.propose_if_ready());
                 }
-                Output::Decided { block, .. } => self.commit(block).await?,
+                Output::Decided { block, round } => self.commit(block, round).await?,
                 Output::Evidence(evidence) => {
                     tracing::warn!(?evidence, "equivocation detected");
                     self.with_status(|s| s.evidence += 1);
@@ -598,8 +615,8 @@ impl<S: Store + Clone + 'static> Engine<S> {
         });
     }
 
-    fn admit(&mut self, mut txs: Vec<SignedTx>) {
-        retain_authorized(&self.registry, &mut txs);
+    fn admit(&mut self, mut txs: Vec<Arrival>) {
+        retain_authorized(&self.registry, &mut txs, |(tx, _)| tx);
         let Ok(replay) = self.replay.lock() else {
             return;
         };
@@ -612,11 +629,13 @@ impl<S: Store + Clone + 'static> Engine<S> {
         if verified.len() > 2 * self.setup.section.mempool_max_txs {
             verified.clear();
         }
-        for tx in txs {
+        for (tx, trace) in txs {
             let key = verified_key(&tx);
+            let traced = tx.clone();
             match self.mempool.admit(tx, &replay, next) {
                 Ok(()) => {
                     verified.insert(key);
+                    self.traces.admitted(&traced, &trace);
                 }
                 Err(why) => tracing::debug!(reason = %why, "transaction not admitted"),
             }
@@ -658,7 +677,7 @@ impl<S: Store + Clone + 'static> Engine<S> {
             Err(_) => Vec::new(),
         };
         // Governance may have changed since admission (a key rotated, a member suspended).
-        retain_authorized(&self.registry, &mut txs);
+        retain_authorized(&self.registry, &mut txs, |tx| tx);
         let header = BlockHeader {
             chain_id: self.setup.genesis.chain_id.clone(),
             height: Height(request.height),
@@ -683,11 +702,24 @@ impl<S: Store + Clone + 'static> Engine<S> {
     }
 
     /// Verifies, stores and publishes a decided block.
-    async fn commit(&mut self, block: Block) -> Result<(), ValidatorError> {
+    async fn commit(&mut self, block: Block, round: u32) -> Result<(), ValidatorError> {
         let height = block.header.height.0;
         if height < self.verifier.next_height().0 {
             return Ok(()); // Already committed (caught up from CHAIN meanwhile).
         }
+        let span = decide_span(&block, round, &self.own_key);
+        self.commit_in(block, round, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn commit_in(
+        &mut self,
+        block: Block,
+        round: u32,
+        span: &tracing::Span,
+    ) -> Result<(), ValidatorError> {
+        let height = block.header.height.0;
         // The engine verified the body's signatures before voting for it (or, for a block
         // received decided, before accepting it); links and the certificate are checked again.
         self.verifier
@@ -712,7 +744,15 @@ impl<S: Store + Clone + 'static> Engine<S> {
         }
         self.store.append(&block, &registry).await?;
         self.last_block_ms = block.header.time_unix_ms;
-        append_to_chain(&self.bus, &self.setup.streams, &self.store, &block).await?;
+        self.commit_metrics.committed(round);
+        let carried = self.traces.committed(&block, span);
+        self.traces.prune(&self.mempool);
+        let mut headers = HeaderMap::new();
+        citychain_bus::trace::inject_tx_traces(
+            &mut headers,
+            carried.iter().map(|(i, cx)| (*i, cx)),
+        );
+        append_to_chain(&self.bus, &self.setup.streams, &self.store, &block, headers).await?;
         tracing::info!(height, txs = block.txs.len(), hash = %block.hash(), "committed");
         Ok(())
     }
@@ -747,6 +787,7 @@ pub async fn append_to_chain<S: Store>(
     streams: &StreamsConfig,
     store: &BlockStore<S>,
     block: &Block,
+    headers: HeaderMap,
 ) -> Result<(), ValidatorError> {
     let subject = streams.chain_subject();
     let stream = streams.stream_name(StreamKind::Chain);
@@ -759,7 +800,7 @@ pub async fn append_to_chain<S: Store>(
                 height - 1,
                 &hash,
                 block.encode().into(),
-                HeaderMap::new(),
+                headers.clone(),
             )
             .await
         {
@@ -857,7 +898,7 @@ async fn pull_mempool(
     bus: Bus,
     streams: StreamsConfig,
     key: PublicKey,
-    pool: mpsc::Sender<Vec<SignedTx>>,
+    pool: mpsc::Sender<Vec<Arrival>>,
 ) {
     let stream = streams.stream_name(StreamKind::Mempool);
     let durable = format!("consensus-{}", &key.to_string()[..16]);
@@ -894,7 +935,7 @@ async fn pull_mempool(
                     if let Ok(tx) = SignedTx::decode(&delivery.payload)
                         && tx.chain_id().as_str() == chain_id
                     {
-                        batch.push(tx);
+                        batch.push((tx, delivery.trace_context.clone()));
                     }
                     deliveries.push(delivery);
                 }
@@ -909,10 +950,14 @@ async fn pull_mempool(
         if batch.is_empty() && deliveries.is_empty() {
             continue;
         }
-        let good = if verify_transactions(&batch).is_ok() {
+        let txs: Vec<&SignedTx> = batch.iter().map(|(tx, _)| tx).collect();
+        let good = if verify_transaction_refs(&txs).is_ok() {
             batch
         } else {
-            batch.into_iter().filter(|tx| tx.verify().is_ok()).collect()
+            batch
+                .into_iter()
+                .filter(|(tx, _)| tx.verify().is_ok())
+                .collect()
         };
         if pool.send(good).await.is_err() {
             return;

@@ -191,12 +191,14 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
             Some(record) => record.member.to_string(),
             None => String::new(),
         };
+        let trace_id = self.reader.trace_id(&id).await?.unwrap_or_default();
         Ok(pb::GetTransactionResponse {
             proof: Some(proof.to_proto()),
             id: id.to_string(),
             height: location.height.0,
             index: location.index,
             signer_member,
+            trace_id,
         })
     }
 

@@ -11,6 +11,7 @@ use citychain_ledger_domain::{IndexEntry, index_block};
 use citychain_store::{
     Page, Retryable, Scan, Store, StoreError, Transaction, put_pieces, read_pieces,
 };
+use opentelemetry::trace::TraceContextExt as _;
 use thiserror::Error;
 
 /// The name the applied height and the follower's checkpoint are kept under.
@@ -63,6 +64,12 @@ impl ChainProjection for LedgerProjection {
         put_pieces(txn, &keys::block(audited.height()), &audited.bytes).await?;
         for IndexEntry { key, value } in index_block(&audited.block) {
             txn.put(&key, &value)?;
+        }
+        for (index, cx) in &audited.traces {
+            let trace_id = cx.span().span_context().trace_id();
+            if let Some(tx) = audited.block.txs.get(*index) {
+                txn.put(&keys::tx_trace(&tx.id()), &trace_id.to_bytes())?;
+            }
         }
         // A set signs many blocks; it is stored once, for proofs of any of them.
         let set_key = keys::validators(&audited.block.header.validators_hash);
@@ -144,6 +151,22 @@ impl<S: Store> LedgerReader<S> {
         let mut txn = self.store.begin().await?;
         match txn.get(&key).await? {
             Some(v) => Ok(Some(TxLocation::decode(&v).ok_or_else(|| damaged(&key))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The trace id transaction `id` was submitted under, when it was applied with its trace
+    /// header (32 lowercase hex digits).
+    pub async fn trace_id(&self, id: &TxId) -> Result<Option<String>, LedgerStoreError> {
+        let key = keys::tx_trace(id);
+        let mut txn = self.store.begin().await?;
+        match txn.get(&key).await? {
+            Some(v) => {
+                let bytes: [u8; 16] = v.try_into().map_err(|_| damaged(&key))?;
+                Ok(Some(
+                    opentelemetry::trace::TraceId::from_bytes(bytes).to_string(),
+                ))
+            }
             None => Ok(None),
         }
     }

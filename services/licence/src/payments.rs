@@ -5,6 +5,9 @@
 //!
 //! The durable consumer is re-created at start from the stored position (not the server's
 //! memory of it), so a store rebuilt from nothing reads every verdict again.
+//!
+//! A verdict published under a trace (the token service's `tokens.publish` span) is stored in
+//! a `licence.payment` span, its child.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +18,11 @@ use citychain_licence_domain::Payment;
 use citychain_licence_domain::keys;
 use citychain_proto::citychain::tokens::v1 as tpb;
 use citychain_store::{Store, StoreError, Transaction};
+use opentelemetry::trace::TraceContextExt as _;
 use prost::Message;
 use tokio::sync::Notify;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// How long to wait for an event before checking `stop` again.
 const POLL: Duration = Duration::from_secs(1);
@@ -96,33 +102,62 @@ pub async fn run<S: Store>(
         let Some(delivery) = delivery else { continue };
         let sequence = delivery.stream_sequence;
         let found = verdict(&delivery.subject, &delivery.payload);
-        let mut txn = store.begin().await?;
-        if position(txn.get(keys::EVENTS_POSITION).await?) < sequence {
-            if let Some((read, payment)) = &found {
-                // The first verdict stands: the token service decides each read once, so a
-                // different second one is a forgery or a fault, never a correction.
-                match txn
-                    .get(&keys::payment(read))
-                    .await?
-                    .map(|b| Payment::decode(&b))
-                {
-                    None => txn.put(&keys::payment(read), &payment.encode())?,
-                    Some(Some(first)) if &first == payment => {}
-                    Some(first) => tracing::error!(
-                        read = %read, ?first, second = ?payment, sequence,
-                        "a second, different payment verdict for one read; keeping the first"
-                    ),
-                }
+        let span = if delivery.trace_context.span().span_context().is_valid() {
+            let span = tracing::info_span!(
+                "licence.payment",
+                otel.name = "licence.payment",
+                service = "licence",
+                read.id = tracing::field::Empty,
+                sequence,
+            );
+            if let Some((read, _)) = &found {
+                span.record("read.id", tracing::field::display(read));
             }
-            txn.put(keys::EVENTS_POSITION, &sequence.to_be_bytes())?;
-            txn.commit().await?;
-        }
+            let _ = span.set_parent(delivery.trace_context.clone());
+            span
+        } else {
+            tracing::Span::none()
+        };
+        store_verdict(&store, sequence, found.as_ref())
+            .instrument(span)
+            .await?;
         delivery.ack().await?;
         if let Some((read, payment)) = found {
             tracing::debug!(read = %read, ?payment, sequence, "payment verdict stored");
             released.notify_one();
         }
     }
+}
+
+/// Stores the verdict found at EVENTS sequence `sequence` (if any) with the position, unless
+/// that position is stored already.
+async fn store_verdict<S: Store>(
+    store: &S,
+    sequence: u64,
+    found: Option<&(TxId, Payment)>,
+) -> Result<(), PaymentsError> {
+    let mut txn = store.begin().await?;
+    if position(txn.get(keys::EVENTS_POSITION).await?) < sequence {
+        if let Some((read, payment)) = found {
+            // The first verdict stands: the token service decides each read once, so a
+            // different second one is a forgery or a fault, never a correction.
+            match txn
+                .get(&keys::payment(read))
+                .await?
+                .map(|b| Payment::decode(&b))
+            {
+                None => txn.put(&keys::payment(read), &payment.encode())?,
+                Some(Some(first)) if first == *payment => {}
+                Some(first) => tracing::error!(
+                    read = %read, ?first, second = ?payment, sequence,
+                    "a second, different payment verdict for one read; keeping the first"
+                ),
+            }
+        }
+        txn.put(keys::EVENTS_POSITION, &sequence.to_be_bytes())?;
+        txn.commit().await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@
 //!
 //! The key is wrapped outside any store transaction (the vault is on NATS); if two releasers
 //! race, both wrap, one commits, and the other finds the grant and discards its own.
+//!
+//! Settling a traced read (its transaction's context is still remembered by the follower)
+//! runs in a `licence.release` span, child of the read's `licence.apply` span.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +22,8 @@ use citychain_seal::{reader_context, wrap_key};
 use citychain_store::{Scan, Store, StoreError, Transaction};
 use prost::Message;
 use tokio::sync::Notify;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::vault::{Vault, VaultError};
 
@@ -123,7 +128,7 @@ pub async fn run<S: Store>(
     let mut applied = shared.applied.subscribe();
     tokio::pin!(stop);
     loop {
-        sweep(&store, &vault, shared.applied().0).await?;
+        sweep(&store, &vault, &shared).await?;
         tokio::select! {
             () = &mut stop => return Ok(()),
             () = poke.notified() => {}
@@ -133,7 +138,7 @@ pub async fn run<S: Store>(
     }
 }
 
-async fn sweep<S: Store>(store: &S, vault: &Vault, applied: u64) -> Result<(), ReleaseError> {
+async fn sweep<S: Store>(store: &S, vault: &Vault, shared: &Shared) -> Result<(), ReleaseError> {
     let mut txn = store.begin().await?;
     let pending = txn.scan(&Scan::prefix(keys::PENDING_PREFIX)).await?;
     drop(txn);
@@ -143,7 +148,7 @@ async fn sweep<S: Store>(store: &S, vault: &Vault, applied: u64) -> Result<(), R
             continue;
         };
         let read = TxId(id);
-        if let Err(err) = release_one(store, vault, &read, applied).await {
+        if let Err(err) = release_one(store, vault, &read, shared).await {
             // A vault failure (NATS down) leaves the read pending for the next sweep.
             tracing::warn!(read = %read, error = %err, "key release postponed");
         }
@@ -167,7 +172,7 @@ async fn release_one<S: Store>(
     store: &S,
     vault: &Vault,
     read: &TxId,
-    applied: u64,
+    shared: &Shared,
 ) -> Result<(), OneError> {
     let mut txn = store.begin().await?;
     let Some(facts) = read_facts(&mut txn, read).await? else {
@@ -179,6 +184,40 @@ async fn release_one<S: Store>(
         facts.payment.as_ref(),
         facts.grant.is_some(),
     );
+    if decision == Release::Wait {
+        return Ok(());
+    }
+    let span = match shared.trace_of(facts.state.height, facts.state.index as usize) {
+        Some(parent) => {
+            let span = tracing::info_span!(
+                "licence.release",
+                otel.name = "licence.release",
+                service = "licence",
+                read.id = %read,
+                record.id = %facts.state.record_id,
+                reader = %facts.state.reader,
+                height = facts.state.height,
+            );
+            let _ = span.set_parent(parent);
+            span
+        }
+        None => tracing::Span::none(),
+    };
+    settle(store, vault, read, shared.applied().0, facts, decision)
+        .instrument(span)
+        .await
+}
+
+/// Carries out `decision` (not [`Release::Wait`]) for `read`: stores the grant or drops the
+/// read from the pending set.
+async fn settle<S: Store>(
+    store: &S,
+    vault: &Vault,
+    read: &TxId,
+    applied: u64,
+    facts: ReadFacts,
+    decision: Release,
+) -> Result<(), OneError> {
     let grant = match decision {
         Release::Wait => return Ok(()),
         Release::AlreadyReleased | Release::Never(_) => None,

@@ -12,15 +12,23 @@
 //!
 //! The publisher only reads the outbox and deletes keys it has published, in transactions of
 //! their own, so it never conflicts with the follower's commits.
+//!
+//! An event of a traced transaction is published in a `tokens.publish` span, child of the
+//! transaction's `tokens.apply` span (remembered by the follower), so the event's message
+//! carries the transaction's trace on to its consumers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use citychain_bus::{Bus, HeaderMap, StreamsConfig};
+use citychain_follower::Shared;
 use citychain_kernel::Height;
 use citychain_store::{Scan, Store, Transaction};
 use opentelemetry::metrics::Counter;
 use tokio::sync::watch;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::journal::TokensStoreError;
 use crate::keys;
@@ -41,6 +49,7 @@ pub struct OutboxPublisher<S> {
     store: S,
     bus: Bus,
     streams: StreamsConfig,
+    shared: Arc<Shared>,
     published: Counter<u64>,
 }
 
@@ -51,6 +60,10 @@ pub struct Pending {
     pub key: Vec<u8>,
     /// Its id, `tokens.<height>.<index>.<n>`.
     pub id: String,
+    /// The height of the block whose transaction raised it.
+    pub height: u64,
+    /// The transaction's index in that block.
+    pub index: u32,
     /// Its name and message.
     pub envelope: Envelope,
 }
@@ -67,6 +80,8 @@ pub async fn pending<S: Store>(store: &S, limit: usize) -> Result<Vec<Pending>, 
                 .ok_or_else(|| crate::journal::damaged(&key, "not an outbox envelope"))?;
             Ok(Pending {
                 id: keys::event_id(height, index, n),
+                height,
+                index,
                 key,
                 envelope,
             })
@@ -75,8 +90,9 @@ pub async fn pending<S: Store>(store: &S, limit: usize) -> Result<Vec<Pending>, 
 }
 
 impl<S: Store> OutboxPublisher<S> {
-    /// A publisher of `store`'s outbox to `streams`' EVENTS.
-    pub fn new(store: S, bus: Bus, streams: StreamsConfig) -> Self {
+    /// A publisher of `store`'s outbox to `streams`' EVENTS; `shared` is the follower's, for
+    /// the trace contexts of the transactions that raised the events.
+    pub fn new(store: S, bus: Bus, streams: StreamsConfig, shared: Arc<Shared>) -> Self {
         let published = opentelemetry::global::meter("citychain-tokens")
             .u64_counter("tokens.events.published")
             .with_description("Token events acknowledged by EVENTS (repeats included).")
@@ -85,6 +101,7 @@ impl<S: Store> OutboxPublisher<S> {
             store,
             bus,
             streams,
+            shared,
             published,
         }
     }
@@ -131,16 +148,28 @@ impl<S: Store> OutboxPublisher<S> {
                 .streams
                 .event_subject("tokens", &event.envelope.name)
                 .map_err(PublishError::Bus)?;
-            match self
-                .bus
-                .publish_idempotent(
-                    &subject,
-                    &event.id,
-                    Bytes::from(event.envelope.payload.clone()),
-                    HeaderMap::new(),
-                )
-                .await
-            {
+            let publish = self.bus.publish_idempotent(
+                &subject,
+                &event.id,
+                Bytes::from(event.envelope.payload.clone()),
+                HeaderMap::new(),
+            );
+            let outcome = match self.shared.trace_of(event.height, event.index as usize) {
+                Some(parent) => {
+                    let span = tracing::info_span!(
+                        "tokens.publish",
+                        otel.name = "tokens.publish",
+                        service = "tokens",
+                        event.id = %event.id,
+                        event.name = %event.envelope.name,
+                        height = event.height,
+                    );
+                    let _ = span.set_parent(parent);
+                    publish.instrument(span).await
+                }
+                None => publish.await,
+            };
+            match outcome {
                 Ok(appended) => {
                     tracing::debug!(id = %event.id, duplicate = appended.duplicate, "token event published");
                     self.published.add(1, &[]);

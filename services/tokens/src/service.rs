@@ -58,6 +58,7 @@ pub async fn serve(
         service.store.clone(),
         service.bus.clone(),
         service.streams.clone(),
+        service.shared.clone(),
     );
     let applied = service.shared.applied.subscribe();
     service

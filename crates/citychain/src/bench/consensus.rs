@@ -178,7 +178,14 @@ async fn drive(
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64() * 1_000.0);
     let burst = Duration::from_millis(args.burst_ms);
-    let sent = publish_open_loop(publisher, subject, Arc::new(txs), rate, t0, burst).await;
+    let sent = publish_open_loop(
+        publisher,
+        subject,
+        Arc::new(txs),
+        (rate, t0, burst),
+        args.tracing,
+    )
+    .await;
     cluster.check_running()?;
     let deadline = Instant::now() + Duration::from_secs_f64(args.drain);
     observer.wait_for(count, deadline, STALL).await;

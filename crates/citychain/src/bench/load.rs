@@ -13,11 +13,12 @@ use anyhow::{Context, Result, bail};
 use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
-use citychain_bus::Bus;
+use citychain_bus::{Bus, trace};
 use citychain_kernel::{ChainId, Height, SignedTx, SigningKey, TxBody, TxId};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The body's type name: a put of one key and value.
 const PUT_TYPE: &str = "citychain.bench.v1.Put";
@@ -164,14 +165,15 @@ pub struct SendReport {
 /// they are collected by a separate task, so the send rate is bounded only by the client and
 /// by JetStream's limit of unacknowledged publishes (5,000 by default). Wakes at most once
 /// per `burst` and sends everything due (the timer's resolution is 1 ms anyway). Returns
-/// when every publish has been acknowledged or has failed.
+/// when every publish has been acknowledged or has failed. With `traced`, each transaction is
+/// sent in a `bench.submit` span whose context its message carries, as a traced client's
+/// would.
 pub async fn publish_open_loop(
     bus: Bus,
     subject: String,
     txs: Arc<Vec<Prepared>>,
-    rate: f64,
-    t0: Instant,
-    burst: Duration,
+    (rate, t0, burst): (f64, Instant, Duration),
+    traced: bool,
 ) -> SendReport {
     let (acks_tx, mut acks_rx) = mpsc::unbounded_channel::<PublishAckFuture>();
     let collector = tokio::spawn(async move {
@@ -200,9 +202,15 @@ pub async fn publish_open_loop(
         let due = ((t0.elapsed().as_secs_f64() * rate) as usize + 1).min(count);
         while next < due {
             let tx = &txs[next];
-            let message = PublishMessage::build()
+            let mut message = PublishMessage::build()
                 .payload(tx.bytes.clone())
                 .message_id(tx.msg_id.as_str());
+            if traced {
+                let span = tracing::info_span!("bench.submit", tx.id = %tx.msg_id);
+                if let Some(parent) = trace::traceparent_of(&span.context()) {
+                    message = message.header(trace::TRACEPARENT, parent.as_str());
+                }
+            }
             match bus.jetstream().send_publish(subject.clone(), message).await {
                 Ok(ack) => {
                     let _ = acks_tx.send(ack);

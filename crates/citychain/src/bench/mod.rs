@@ -7,6 +7,7 @@
 //! * [`verify`]: this machine's batch signature verification rate on all cores.
 //! * [`report`]: percentiles, the table and the JSON lines.
 //! * [`consensus`]: one run per rate, each on a fresh cluster.
+//! * [`tracing`]: with `--tracing`, the telemetry of a traced deployment, exporting nowhere.
 //!
 //! # What is measured
 //!
@@ -23,6 +24,7 @@
 //! first intended send to the arrival of the block carrying the last of them.
 
 pub mod consensus;
+pub mod tracing;
 
 mod cluster;
 mod load;

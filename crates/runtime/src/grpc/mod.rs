@@ -7,6 +7,7 @@
 //!   (`citychain_proto::FILE_DESCRIPTOR_SET`) and the health service;
 //! - TLS, and mutual TLS when a client CA is configured;
 //! - a server span per call, joined to the caller's trace ([`trace`]);
+//! - a duration sample per call, by service, method and status code ([`red`]);
 //! - a cap on request message size ([`limit`]).
 //!
 //! # Request size limit
@@ -24,12 +25,14 @@
 
 pub mod client;
 pub mod limit;
+pub mod red;
 pub mod trace;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use opentelemetry::metrics::Meter;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
@@ -43,6 +46,7 @@ pub use client::{
     connect_channel_lazy, health_status,
 };
 pub use limit::RequestLimitLayer;
+pub use red::RpcMetricsLayer;
 pub use trace::GrpcTraceLayer;
 
 use crate::config::{GrpcConfig, TlsConfig};
@@ -97,14 +101,17 @@ pub enum GrpcError {
     },
 }
 
-/// A gRPC server with health, reflection, TLS, tracing and request limits; add the
-/// service's own APIs with [`GrpcServer::add_service`], then serve until shutdown.
+/// A gRPC server with health, reflection, TLS, tracing, call metrics and request limits; add
+/// the service's own APIs with [`GrpcServer::add_service`], then serve until shutdown.
 #[derive(Debug)]
 pub struct GrpcServer {
     max_request_bytes: usize,
     tls: Option<ServerTlsConfig>,
     routes: RoutesBuilder,
     health: HealthReporter,
+    /// The call metrics layer, when given a meter; otherwise one on the global meter is made
+    /// when serving starts.
+    metrics: Option<RpcMetricsLayer>,
 }
 
 impl GrpcServer {
@@ -131,6 +138,7 @@ impl GrpcServer {
             tls,
             routes,
             health,
+            metrics: None,
         })
     }
 
@@ -146,6 +154,14 @@ impl GrpcServer {
     /// `max_decoding_message_size` (see the module docs).
     pub fn max_request_bytes(&self) -> usize {
         self.max_request_bytes
+    }
+
+    /// Records the call metrics ([`red`]) with `meter` instead of the global meter
+    /// [`red::METER_NAME`], which is otherwise looked up when serving starts. Meant for tests
+    /// that read a local meter provider.
+    pub fn with_meter(mut self, meter: &Meter) -> Self {
+        self.metrics = Some(RpcMetricsLayer::new(meter));
+        self
     }
 
     /// Adds a generated (or any tonic) service.
@@ -196,6 +212,7 @@ impl GrpcServer {
                 .tls_config(tls)
                 .map_err(|source| GrpcError::Tls { source })?;
         }
+        let metrics = self.metrics.unwrap_or_default();
         let health = self.health;
         let signal = async move {
             shutdown.wait().await;
@@ -206,6 +223,7 @@ impl GrpcServer {
         };
         builder
             .layer(GrpcTraceLayer)
+            .layer(metrics)
             .layer(RequestLimitLayer::new(self.max_request_bytes))
             .add_routes(self.routes.routes())
             .serve_with_incoming_shutdown(incoming, signal)

@@ -13,7 +13,9 @@
 //! | `l/n/` signer (32) nonce (8) | tx id (32): the (signer, nonce) pair is used |
 //! | `l/v/` validators hash (32) | that validator set ([`encode_validators`]) |
 //!
-//! Outside `l/`, written in the same commits: the applied height of the projection `ledger`
+//! Outside `l/`: `lt/` tx id (32) → the trace id (16) the transaction was submitted under,
+//! for transactions applied from CHAIN with their trace header (operational, not rebuilt by
+//! a replay, so kept out of `l/`). Also in the same commits: the applied height of the projection `ledger`
 //! (`\xff\xffcitychain/meta/applied-height/ledger`, kept by citychain-store's projection
 //! runner) and the follower's checkpoint under `\xff\xfecitychain/follow/ledger/`: the last
 //! block's header, the transaction count and the governance registry after the last applied
@@ -81,6 +83,11 @@ pub fn height_by_hash(hash: &BlockHash) -> Vec<u8> {
 /// Where transaction `id` is.
 pub fn tx_location(id: &TxId) -> Vec<u8> {
     key(b"l/t/", &[id.0.as_bytes()])
+}
+
+/// The trace id a committed transaction was submitted under.
+pub fn tx_trace(id: &TxId) -> Vec<u8> {
+    key(b"lt/", &[id.0.as_bytes()])
 }
 
 /// Every transaction of `signer`, oldest first.
