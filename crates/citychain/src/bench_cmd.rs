@@ -74,8 +74,8 @@ pub struct ConsensusArgs {
     /// round) of every run to this file.
     #[arg(long, value_name = "FILE")]
     pub blocks_csv: Option<PathBuf>,
-    /// Trace every transaction, as in production: the load sends each in a span of its own
-    /// (like a traced client), the validators open their `consensus.tx` and
+    /// Trace every transaction, as in production: each message carries a trace context of
+    /// its own (as a traced client's would), the validators open their `consensus.tx` and
     /// `consensus.decide` spans, and every span goes through a batch processor to an
     /// exporter that counts and drops them, so the cost is the tracing's, not a collector's.
     /// Compare with a run without it.

@@ -135,9 +135,13 @@ where
         let _telemetry = citychain_telemetry::init(config.telemetry())
             .context("cannot set up logging and telemetry")?;
         let shutdown = Shutdown::on_signals().context("cannot install signal handlers")?;
-        serve(config, shutdown)
+        let outcome = serve(config, shutdown)
             .await
-            .map_err(|err| one_line(name, err))
+            .map_err(|err| one_line(name, err));
+        // After the service's last store transaction: FoundationDB's client must be stopped
+        // before the process exits.
+        citychain_store::ServiceStore::shutdown_process();
+        outcome
     })
 }
 

@@ -1,5 +1,5 @@
-//! The process shape every chain-following service shares: read genesis, open the embedded
-//! store `<name>.redb`, connect to NATS and the chain's streams ([`ChainService::open`]); then,
+//! The process shape every chain-following service shares: read genesis, open the store its
+//! `[store]` section names (the embedded `<name>.redb` by default), connect to NATS and the chain's streams ([`ChainService::open`]); then,
 //! once the service has built its API on the opened parts, run the gRPC server and `/metrics`,
 //! health that follows the follower, the service's own side tasks and the follower itself
 //! until shutdown or the first failure ([`ChainService::run`]).
@@ -16,11 +16,9 @@ use std::time::Duration;
 use citychain_bus::{Bus, BusConfig, BusError, StreamsConfig, connect_to_chain};
 use citychain_kernel::Genesis;
 use citychain_runtime::config::{GrpcConfig, MetricsConfig};
-use citychain_runtime::process::{
-    FileError, ServerError, Servers, StoreOpenError, load_genesis, open_embedded_store, spawn_owned,
-};
+use citychain_runtime::process::{FileError, ServerError, Servers, load_genesis, spawn_owned};
 use citychain_runtime::{GrpcError, GrpcServer, Shutdown};
-use citychain_store::EmbeddedStore;
+use citychain_store::{ServiceStore, StoreConfig, StoreError};
 use thiserror::Error;
 use tonic::server::NamedService;
 
@@ -37,8 +35,10 @@ pub struct ServiceSpec<'a> {
     pub name: &'static str,
     /// The genesis file.
     pub genesis: &'a Path,
-    /// The store's folder.
+    /// The embedded store's folder.
     pub data_dir: &'a Path,
+    /// Which store to open.
+    pub store: &'a StoreConfig,
     /// NATS.
     pub nats: &'a BusConfig,
     /// JetStream replicas of the chain's streams, if this service creates them.
@@ -54,8 +54,8 @@ pub enum ServiceError<E: std::error::Error + 'static> {
     #[error(transparent)]
     File(#[from] FileError),
     /// The store could not be opened.
-    #[error(transparent)]
-    Store(#[from] StoreOpenError),
+    #[error("cannot open the store: {0}")]
+    Store(#[source] StoreError),
     /// NATS could not be reached, or the chain's streams could not be set up.
     #[error("NATS: {0}")]
     Nats(#[source] BusError),
@@ -90,7 +90,7 @@ pub struct ChainService {
     /// The chain's genesis.
     pub genesis: Genesis,
     /// The service's store.
-    pub store: EmbeddedStore,
+    pub store: ServiceStore,
     /// Its NATS connection.
     pub bus: Bus,
     /// The chain's streams.
@@ -107,7 +107,9 @@ impl ChainService {
         spec: ServiceSpec<'_>,
     ) -> Result<ChainService, ServiceError<E>> {
         let genesis = load_genesis(spec.genesis)?;
-        let store = open_embedded_store(spec.data_dir, &format!("{}.redb", spec.name)).await?;
+        let store = ServiceStore::open(spec.store, spec.data_dir, spec.name)
+            .await
+            .map_err(ServiceError::Store)?;
         tracing::info!(chain = %genesis.chain_id, service = spec.name, "starting");
         let (bus, streams) = connect_to_chain(
             spec.nats,

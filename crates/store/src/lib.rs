@@ -1,13 +1,15 @@
 //! Service state for citychain: the [`Store`] trait (transactional, ordered, serializable
 //! key-value storage), its embedded implementation over redb ([`EmbeddedStore`]), its
 //! FoundationDB implementation behind the `foundationdb` feature (`FdbStore`), and the
-//! exactly-once [`ProjectionRunner`] that applies committed blocks to a service's state.
+//! exactly-once [`ProjectionRunner`] that applies committed blocks to a service's state, and
+//! [`ServiceStore`], the one a service process opens as its configuration says.
 //!
 //! Every implementation passes the one conformance suite in `conformance` (feature
 //! `conformance`), and enforces the same [`Limits`].
 
 #![warn(missing_docs)]
 
+pub mod any;
 pub mod embedded;
 pub mod error;
 pub mod limits;
@@ -24,6 +26,7 @@ pub mod fdb;
 #[doc(hidden)]
 pub mod conformance;
 
+pub use any::{Backend, ServiceStore, ServiceTxn, StoreConfig};
 pub use embedded::{EmbeddedStore, EmbeddedTxn};
 pub use error::{ErrorClass, Retryable, StoreError};
 pub use limits::{Limits, MAX_KEY_SIZE, MAX_VALUE_SIZE, MAX_WRITE_SET_SIZE};

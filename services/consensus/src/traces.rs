@@ -2,101 +2,123 @@
 //!
 //! Each transaction that reaches the mempool with a trace context (the `traceparent` its
 //! submitter's span put on the MEMPOOL message) gets a `consensus.tx` span, child of that
-//! context, open from its admission to the commit of the block that carries it: its duration
-//! is the transaction's wait for ordering on this validator. A block carries many traces, so
+//! context, from its admission to the commit of the block that carries it: its duration is
+//! the transaction's wait for ordering on this validator. A block carries many traces, so
 //! the block's own `consensus.decide` span and the transactions' spans are joined by span
 //! links, both ways. The committed transactions' contexts go on to CHAIN beside the block
 //! (see [`citychain_bus::trace::TX_TRACES`]), so every service that applies the block
 //! continues each transaction's trace.
 //!
+//! A busy validator admits thousands of traced transactions a second, so their spans are
+//! not `tracing` spans held open in the subscriber: admission notes only the time and the
+//! parent, and the span is made whole at commit through the OpenTelemetry tracer, with its
+//! real start time and its link to the block.
+//!
 //! [`CommitMetrics`] records how long each height took from its start to its commit, and in
 //! how many rounds.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use citychain_consensus_domain::mempool::Mempool;
-use citychain_kernel::{Block, SignedTx, TxId};
-use opentelemetry::Context;
+use citychain_kernel::{Block, TxId};
 use opentelemetry::metrics::Histogram;
-use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry::trace::{Link, Span as _, SpanKind, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context, KeyValue};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// Links a `consensus.decide` span keeps at most (OpenTelemetry's default span limit).
 const MAX_BLOCK_LINKS: usize = 128;
 
-/// The open `consensus.tx` spans of the transactions waiting in this validator's mempool.
+/// When a traced transaction was admitted, and the context it arrived with.
+#[derive(Debug)]
+struct Waiting {
+    since: SystemTime,
+    parent: Context,
+}
+
+/// The traced transactions waiting in this validator's mempool.
 #[derive(Debug)]
 pub(crate) struct TxTraces {
-    validator: String,
-    open: BTreeMap<TxId, tracing::Span>,
-    /// Spans kept at most: the mempool's own bound.
-    max_open: usize,
+    tracer: opentelemetry::global::BoxedTracer,
+    waiting: BTreeMap<TxId, Waiting>,
+    /// Transactions tracked at most: the mempool's own bound.
+    max_waiting: usize,
 }
 
 impl TxTraces {
-    /// No open spans; `validator` (the key in hex) names this validator on every span.
-    pub(crate) fn new(validator: &str, max_open: usize) -> Self {
+    /// Nothing tracked yet; at most `max_waiting` at a time. Spans go to the global tracer
+    /// provider, so build this after telemetry is installed.
+    pub(crate) fn new(max_waiting: usize) -> Self {
         TxTraces {
-            validator: validator.to_owned(),
-            open: BTreeMap::new(),
-            max_open,
+            tracer: opentelemetry::global::tracer("citychain-consensus"),
+            waiting: BTreeMap::new(),
+            max_waiting,
         }
     }
 
-    /// Opens the span of `tx`, just admitted to the mempool, as a child of `parent`: nothing
-    /// when `parent` carries no trace, or the transaction already has its span.
-    pub(crate) fn admitted(&mut self, tx: &SignedTx, parent: &Context) {
-        if !parent.span().span_context().is_valid() || self.open.len() >= self.max_open {
-            return;
-        }
-        let id = tx.id();
-        if self.open.contains_key(&id) {
-            return;
-        }
-        let span = tracing::info_span!(
-            "consensus.tx",
-            otel.name = "consensus.tx",
-            service = "consensus",
-            tx.id = %id,
-            signer = %tx.signer(),
-            validator = %self.validator,
-            height = tracing::field::Empty,
-        );
-        let _ = span.set_parent(parent.clone());
-        self.open.insert(id, span);
+    /// Whether a transaction that arrived with `parent` is tracked: it carries a trace, and
+    /// the bound is not reached.
+    pub(crate) fn wants(&self, parent: &Context) -> bool {
+        parent.span().span_context().is_valid() && self.waiting.len() < self.max_waiting
     }
 
-    /// Closes the spans of `block`'s transactions, each linked to `decide` (the block's span)
-    /// and linked from it, and returns their contexts by index in the block, for CHAIN.
+    /// Notes transaction `id`, just admitted to the mempool with `parent` (which
+    /// [`TxTraces::wants`]); its first admission counts.
+    pub(crate) fn admitted(&mut self, id: TxId, parent: &Context) {
+        self.waiting.entry(id).or_insert_with(|| Waiting {
+            since: SystemTime::now(),
+            parent: parent.clone(),
+        });
+    }
+
+    /// Ends the `consensus.tx` spans of `block`'s tracked transactions, each linked to
+    /// `decide` (the block's span) and linked from it, and returns their contexts by index in
+    /// the block, for CHAIN. The spans name the transaction and the height only: the submit
+    /// call's span names the signer, and the process's resource the validator.
     pub(crate) fn committed(
         &mut self,
         block: &Block,
         decide: &tracing::Span,
     ) -> Vec<(usize, Context)> {
+        if self.waiting.is_empty() {
+            return Vec::new();
+        }
         let block_span = decide.context().span().span_context().clone();
+        let height = i64::try_from(block.header.height.0).unwrap_or(i64::MAX);
         let mut carried = Vec::new();
         for (index, tx) in block.txs.iter().enumerate() {
-            let Some(span) = self.open.remove(&tx.id()) else {
+            let Some(waiting) = self.waiting.remove(&tx.id()) else {
                 continue;
             };
-            span.record("height", block.header.height.0);
+            let mut builder = self
+                .tracer
+                .span_builder("consensus.tx")
+                .with_kind(SpanKind::Internal)
+                .with_start_time(waiting.since)
+                .with_attributes([
+                    KeyValue::new("service", "consensus"),
+                    KeyValue::new("tx.id", tx.id().to_string()),
+                    KeyValue::new("height", height),
+                ]);
             if block_span.is_valid() {
-                span.add_link(block_span.clone());
+                builder = builder.with_links(vec![Link::with_context(block_span.clone())]);
             }
-            let cx = span.context();
+            let mut span = self.tracer.build_with_context(builder, &waiting.parent);
+            let context = span.span_context().clone();
+            span.end();
             if carried.len() < MAX_BLOCK_LINKS {
-                decide.add_link(cx.span().span_context().clone());
+                decide.add_link(context.clone());
             }
-            carried.push((index, cx));
+            carried.push((index, Context::new().with_remote_span_context(context)));
         }
         carried
     }
 
-    /// Drops the spans of transactions the mempool no longer holds (expired or evicted):
-    /// they end there, without a height.
+    /// Forgets transactions the mempool no longer holds (expired or evicted): their spans
+    /// are never made.
     pub(crate) fn prune(&mut self, mempool: &Mempool) {
-        self.open.retain(|id, _| mempool.contains(id));
+        self.waiting.retain(|id, _| mempool.contains(id));
     }
 }
 

@@ -415,7 +415,7 @@ pub async fn run<S: Store + Clone + 'static>(
         .await?;
 
     let mut engine = Engine {
-        traces: TxTraces::new(&key.to_string(), section.mempool_max_txs),
+        traces: TxTraces::new(section.mempool_max_txs),
         commit_metrics: CommitMetrics::new(),
         own_key: key.to_string(),
         bus,
@@ -631,11 +631,13 @@ impl<S: Store + Clone + 'static> Engine<S> {
         }
         for (tx, trace) in txs {
             let key = verified_key(&tx);
-            let traced = tx.clone();
+            let traced = self.traces.wants(&trace).then(|| tx.id());
             match self.mempool.admit(tx, &replay, next) {
                 Ok(()) => {
                     verified.insert(key);
-                    self.traces.admitted(&traced, &trace);
+                    if let Some(id) = traced {
+                        self.traces.admitted(id, &trace);
+                    }
                 }
                 Err(why) => tracing::debug!(reason = %why, "transaction not admitted"),
             }

@@ -13,11 +13,15 @@
 //!
 //! [nats]                      # see citychain_bus::BusConfig
 //! urls = ["nats://127.0.0.1:4222"]
+//!
+//! [store]                     # see citychain_store::StoreConfig
+//! backend = "embedded"        # or "foundationdb": a subspace shared by every replica
 //! ```
 
 use std::path::PathBuf;
 
 use citychain_bus::BusConfig;
+use citychain_store::StoreConfig;
 use serde::Deserialize;
 
 pub use citychain_runtime::config::ChainSection;
@@ -62,4 +66,7 @@ pub struct LedgerConfig {
     /// `[nats]`.
     #[serde(default)]
     pub nats: BusConfig,
+    /// `[store]`: the embedded store in the data folder, or FoundationDB.
+    #[serde(default)]
+    pub store: StoreConfig,
 }

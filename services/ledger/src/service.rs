@@ -17,7 +17,7 @@ use citychain_kernel::Genesis;
 use citychain_proto::citychain::ledger::v1::ledger_service_server::LedgerServiceServer;
 use citychain_runtime::config::ServiceConfig;
 use citychain_runtime::{GrpcServer, Shutdown};
-use citychain_store::{EmbeddedStore, Store};
+use citychain_store::{ServiceStore, Store};
 
 use crate::api::LedgerApi;
 use crate::config::LedgerConfig;
@@ -32,7 +32,7 @@ pub const SERVICE_NAME: &str = "citychain.ledger.v1.LedgerService";
 const NAME: &str = "ledger";
 
 /// The ledger's gRPC service, as health names it.
-type Server = LedgerServiceServer<LedgerApi<EmbeddedStore>>;
+type Server = LedgerServiceServer<LedgerApi<ServiceStore>>;
 
 /// The ledger's follower of CHAIN.
 pub type LedgerFollower<S> = Follower<S, LedgerProjection>;
@@ -51,6 +51,7 @@ pub async fn serve(
         name: NAME,
         genesis: &own.chain.genesis,
         data_dir: &own.ledger.data_dir,
+        store: &own.store,
         nats: &own.nats,
         stream_replicas: own.ledger.stream_replicas,
         repair_timeout: Duration::from_millis(own.ledger.repair_timeout_ms),
@@ -113,7 +114,7 @@ mod tests {
     #[test]
     fn health_uses_the_generated_service_name() {
         assert_eq!(
-            <LedgerServiceServer<LedgerApi<EmbeddedStore>> as NamedService>::NAME,
+            <LedgerServiceServer<LedgerApi<ServiceStore>> as NamedService>::NAME,
             SERVICE_NAME
         );
     }

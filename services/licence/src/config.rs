@@ -15,6 +15,9 @@
 //!
 //! [nats]                        # see citychain_bus::BusConfig
 //! urls = ["nats://127.0.0.1:4222"]
+//!
+//! [store]                     # see citychain_store::StoreConfig
+//! backend = "embedded"        # or "foundationdb": a subspace shared by every replica
 //! ```
 //!
 //! The key file's X25519 secret seals every record key the service keeps (in a JetStream
@@ -24,6 +27,7 @@
 use std::path::PathBuf;
 
 use citychain_bus::BusConfig;
+use citychain_store::StoreConfig;
 use serde::Deserialize;
 
 pub use citychain_runtime::config::ChainSection;
@@ -72,4 +76,7 @@ pub struct LicenceConfig {
     /// `[nats]`.
     #[serde(default)]
     pub nats: BusConfig,
+    /// `[store]`: the embedded store in the data folder, or FoundationDB.
+    #[serde(default)]
+    pub store: StoreConfig,
 }

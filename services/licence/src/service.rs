@@ -15,7 +15,7 @@ use citychain_proto::citychain::licence::v1::licence_service_server::LicenceServ
 use citychain_runtime::config::ServiceConfig;
 use citychain_runtime::process::read_text;
 use citychain_runtime::{GrpcServer, Shutdown};
-use citychain_store::EmbeddedStore;
+use citychain_store::ServiceStore;
 use tokio::sync::Notify;
 
 use crate::api::LicenceApi;
@@ -32,7 +32,7 @@ pub const SERVICE_NAME: &str = "citychain.licence.v1.LicenceService";
 /// `licence.data_dir`).
 const NAME: &str = "licence";
 
-type Server = LicenceServiceServer<LicenceApi<EmbeddedStore>>;
+type Server = LicenceServiceServer<LicenceApi<ServiceStore>>;
 
 /// Why the licence service could not start, or stopped.
 pub type ServiceError = citychain_follower::ServiceError<ProjectionError>;
@@ -53,6 +53,7 @@ pub async fn serve(
         name: NAME,
         genesis: &own.chain.genesis,
         data_dir: &own.licence.data_dir,
+        store: &own.store,
         nats: &own.nats,
         stream_replicas: own.licence.stream_replicas,
         repair_timeout: Duration::from_millis(own.licence.repair_timeout_ms),

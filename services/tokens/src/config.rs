@@ -12,11 +12,15 @@
 //!
 //! [nats]                      # see citychain_bus::BusConfig
 //! urls = ["nats://127.0.0.1:4222"]
+//!
+//! [store]                     # see citychain_store::StoreConfig
+//! backend = "embedded"        # or "foundationdb": a subspace shared by every replica
 //! ```
 
 use std::path::PathBuf;
 
 use citychain_bus::BusConfig;
+use citychain_store::StoreConfig;
 use serde::Deserialize;
 
 pub use citychain_runtime::config::ChainSection;
@@ -56,6 +60,9 @@ pub struct TokensConfig {
     /// `[nats]`.
     #[serde(default)]
     pub nats: BusConfig,
+    /// `[store]`: the embedded store in the data folder, or FoundationDB.
+    #[serde(default)]
+    pub store: StoreConfig,
 }
 
 #[cfg(test)]
@@ -94,5 +101,35 @@ urls = ["nats://127.0.0.1:4222"]
             .load::<TokensConfig>();
         let err = bad.unwrap_err().to_string();
         assert!(err.contains("price"), "{err}");
+    }
+
+    #[test]
+    fn the_store_section_comes_from_the_file_or_the_environment_and_is_checked() {
+        use citychain_store::Backend;
+        let text = "[service]\nname = \"tokens\"\n[chain]\ngenesis = \"g\"\n";
+        let load = |env: Vec<(&str, &str)>| {
+            ConfigLoader::new()
+                .toml(text)
+                .env(env.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())))
+                .load::<TokensConfig>()
+        };
+        assert_eq!(load(vec![]).unwrap().extra.store.backend, Backend::Embedded);
+        let fdb = load(vec![
+            ("CITYCHAIN_STORE__BACKEND", "foundationdb"),
+            (
+                "CITYCHAIN_STORE__CLUSTER_FILE",
+                "/etc/foundationdb/fdb.cluster",
+            ),
+            ("CITYCHAIN_STORE__KEY_PREFIX", "city/tokens/"),
+        ])
+        .unwrap()
+        .extra
+        .store;
+        assert_eq!(fdb.backend, Backend::Foundationdb);
+        assert_eq!(fdb.prefix_for("tokens"), "city/tokens/");
+        let err = load(vec![("CITYCHAIN_STORE__BACKEND", "postgres")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("postgres"), "{err}");
     }
 }

@@ -12,7 +12,7 @@ use citychain_follower::{ChainService, ServiceSpec};
 use citychain_proto::citychain::tokens::v1::token_service_server::TokenServiceServer;
 use citychain_runtime::config::ServiceConfig;
 use citychain_runtime::{GrpcServer, Shutdown};
-use citychain_store::EmbeddedStore;
+use citychain_store::ServiceStore;
 
 use crate::api::TokensApi;
 use crate::config::TokensConfig;
@@ -28,7 +28,7 @@ pub const SERVICE_NAME: &str = "citychain.tokens.v1.TokenService";
 /// (`tokens.redb` inside `tokens.data_dir`).
 const NAME: &str = "tokens";
 
-type Server = TokenServiceServer<TokensApi<EmbeddedStore>>;
+type Server = TokenServiceServer<TokensApi<ServiceStore>>;
 
 /// Why the token service could not start, or stopped.
 pub type ServiceError = citychain_follower::ServiceError<TokensStoreError>;
@@ -44,6 +44,7 @@ pub async fn serve(
         name: NAME,
         genesis: &own.chain.genesis,
         data_dir: &own.tokens.data_dir,
+        store: &own.store,
         nats: &own.nats,
         stream_replicas: own.tokens.stream_replicas,
         repair_timeout: Duration::from_millis(own.tokens.repair_timeout_ms),
