@@ -334,7 +334,10 @@ fn default_tracer_provider(resource: Resource) -> Result<SdkTracerProvider, Tele
 }
 
 /// The OTel resource: SDK and `OTEL_RESOURCE_ATTRIBUTES` attributes, and `service.name` from
-/// the configuration unless `OTEL_SERVICE_NAME` overrides it.
+/// the configuration, which wins over a `service.name` in `OTEL_RESOURCE_ATTRIBUTES`. When
+/// `OTEL_SERVICE_NAME` is set the SDK's own detectors decide instead, and there a
+/// `service.name` in `OTEL_RESOURCE_ATTRIBUTES` wins over `OTEL_SERVICE_NAME`: set the name in
+/// one place only (docs/observability.md).
 fn resource(service_name: &str) -> Resource {
     let builder = Resource::builder();
     if std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.trim().is_empty()) {
