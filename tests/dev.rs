@@ -2,7 +2,7 @@
 //! and prints `ready`; the demo runs to the end against it and its outcome is checked; a killed
 //! service is reported and restarted and the demo still completes; Ctrl-C stops everything;
 //! a second run resumes the same chain; `--reset` starts a new one. Each service's `/metrics`
-//! is scraped before and after the demo's load.
+//! is scraped before, during and after the demo's load.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -111,14 +111,33 @@ fn stop(mut dev: Dev) {
 
 /// Runs the demo; returns its output after checking it completed.
 fn demo(home: &Path) -> String {
-    let out = Command::new(citychain_binary())
+    demo_scraped(home, |_| ()).0
+}
+
+/// Runs the demo like [`demo`], calling `scrape` every 200 ms while it runs; returns the
+/// demo's output and what `scrape` returned each time.
+fn demo_scraped<T>(home: &Path, scrape: impl Fn(&Path) -> T) -> (String, Vec<T>) {
+    let child = Command::new(citychain_binary())
         .args(["demo", "--home", home.to_str().unwrap()])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let (done_tx, done) = mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = done_tx.send(());
+        out
+    });
+    let mut scrapes = Vec::new();
+    while done.recv_timeout(Duration::from_millis(200)).is_err() {
+        scrapes.push(scrape(home));
+    }
+    let out = waiter.join().unwrap().unwrap();
     let said = text(&out.stdout);
     assert!(out.status.success(), "{said}\n{}", text(&out.stderr));
     assert!(said.contains("demo complete"), "{said}");
-    said
+    (said, scrapes)
 }
 
 /// The balance changes the demo printed, by member.
@@ -400,6 +419,38 @@ fn check_metrics(before: &BTreeMap<String, String>, after: &BTreeMap<String, Str
     }
 }
 
+/// Checks the scrapes taken while the demo ran: between two of them the ledger's RPC counter
+/// and a validator's height grew, so `/metrics` moves with the load, not only after it.
+fn check_growth_under_load(during: &[BTreeMap<String, String>]) {
+    assert!(
+        during.len() >= 2,
+        "only {} scrapes during the demo",
+        during.len()
+    );
+    let series = |service: &str, name: &str| -> Vec<f64> {
+        during
+            .iter()
+            .map(|scrape| metric(&scrape[service], name, &[]).unwrap_or(0.0))
+            .collect()
+    };
+    let rose = |values: &[f64]| values.windows(2).any(|w| w[1] > w[0]);
+    let calls = series("ledger", "rpc_server_duration_seconds_count");
+    assert!(
+        rose(&calls),
+        "the ledger's RPC count never grew during the demo: {calls:?}"
+    );
+    let validator = during[0]
+        .keys()
+        .find(|k| k.starts_with("consensus"))
+        .unwrap()
+        .clone();
+    let heights = series(&validator, "consensus_height");
+    assert!(
+        rose(&heights),
+        "{validator}'s height never grew during the demo: {heights:?}"
+    );
+}
+
 fn pid(home: &Path, service: &str) -> u32 {
     let text = std::fs::read_to_string(home.join("endpoints.json")).unwrap();
     let endpoints: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -413,8 +464,9 @@ fn dev_runs_the_demo_survives_a_killed_service_resumes_and_resets() {
 
     let dev = start(&home, &[]);
     let idle = scrape_all(&home);
-    let first = demo(&home);
+    let (first, during) = demo_scraped(&home, scrape_all);
     check_metrics(&idle, &scrape_all(&home));
+    check_growth_under_load(&during);
     check_outcome(&first);
     assert_eq!(receipts(&first), 7, "{first}");
     for file in [
