@@ -53,6 +53,9 @@ pub struct ConsumerSpec {
     /// How many deliveries may be unacknowledged at once; 1 gives strictly one at a time,
     /// `None` takes the server's default.
     pub max_ack_pending: Option<u32>,
+    /// The server removes the durable once nobody has pulled from it for this long; `None`
+    /// keeps it for ever. For durables named after a process that may never come back.
+    pub inactive_threshold: Option<Duration>,
 }
 
 impl ConsumerSpec {
@@ -66,6 +69,7 @@ impl ConsumerSpec {
             ack_wait: Duration::from_secs(30),
             max_deliver: None,
             max_ack_pending: None,
+            inactive_threshold: None,
         }
     }
 
@@ -99,6 +103,12 @@ impl ConsumerSpec {
         self
     }
 
+    /// Lets the server remove the durable after `idle` without a pull.
+    pub fn inactive_after(mut self, idle: Duration) -> Self {
+        self.inactive_threshold = Some(idle);
+        self
+    }
+
     fn pull_config(&self, deliver_policy: DeliverPolicy) -> pull::Config {
         pull::Config {
             durable_name: Some(self.durable.clone()),
@@ -108,6 +118,7 @@ impl ConsumerSpec {
             max_deliver: self.max_deliver.map_or(-1, i64::from),
             filter_subject: self.filter_subject.clone().unwrap_or_default(),
             max_ack_pending: self.max_ack_pending.map_or(0, i64::from),
+            inactive_threshold: self.inactive_threshold.unwrap_or_default(),
             ..pull::Config::default()
         }
     }

@@ -168,3 +168,32 @@ async fn a_consumer_on_a_missing_stream_is_a_typed_error() {
             .unwrap()
     );
 }
+
+#[tokio::test]
+async fn a_durable_with_an_inactivity_threshold_is_removed_once_nobody_pulls() {
+    let (_server, bus, streams) = setup().await;
+    let events = streams.stream_name(StreamKind::Events);
+    let lasting = ConsumerSpec::new("kept").filter(streams.events_wildcard());
+    let idle = ConsumerSpec::new("licence-payments-gone-pod")
+        .filter(streams.events_wildcard())
+        .inactive_after(Duration::from_secs(1));
+    drop(bus.durable_consumer(&events, &lasting).await.unwrap());
+    drop(bus.durable_consumer(&events, &idle).await.unwrap());
+    let stream = bus.jetstream().get_stream(&events).await.unwrap();
+
+    // The idle durable goes within a few seconds; the other stays.
+    let mut gone = false;
+    for _ in 0..100 {
+        if stream
+            .consumer_info("licence-payments-gone-pod")
+            .await
+            .is_err()
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the idle durable is still there after 10 s");
+    assert!(stream.consumer_info("kept").await.is_ok());
+}

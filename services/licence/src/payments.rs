@@ -27,6 +27,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 /// How long to wait for an event before checking `stop` again.
 const POLL: Duration = Duration::from_secs(1);
 
+/// After this long without a pull, the server removes the durable: a replica pulls every
+/// [`POLL`], so only the consumer of a replica that is gone (a replaced pod, whose name the
+/// durable carries) is removed. A replica that comes back creates its durable again from the
+/// stored position, so nothing is lost either way.
+const ABANDONED: Duration = Duration::from_secs(3_600);
+
 /// A verdict read from an event.
 fn verdict(subject: &str, payload: &[u8]) -> Option<(TxId, Payment)> {
     let kind = subject.rsplit('.').next()?;
@@ -90,7 +96,8 @@ pub async fn run<S: Store>(
     bus.delete_consumer(&stream, &durable).await?;
     let spec = ConsumerSpec::new(durable)
         .filter(streams.service_events("tokens")?)
-        .start_at(StartPosition::Sequence(from));
+        .start_at(StartPosition::Sequence(from))
+        .inactive_after(ABANDONED);
     let mut consumer = bus.durable_consumer(&stream, &spec).await?;
     tracing::info!(from, "reading the token platform's payments");
     tokio::pin!(stop);
