@@ -46,7 +46,7 @@ pub use client::{
     connect_channel_lazy, health_status,
 };
 pub use limit::RequestLimitLayer;
-pub use red::RpcMetricsLayer;
+pub use red::CallMetrics;
 pub use trace::GrpcTraceLayer;
 
 use crate::config::{GrpcConfig, TlsConfig};
@@ -109,9 +109,9 @@ pub struct GrpcServer {
     tls: Option<ServerTlsConfig>,
     routes: RoutesBuilder,
     health: HealthReporter,
-    /// The call metrics layer, when given a meter; otherwise one on the global meter is made
+    /// The call metrics, when given a meter; otherwise they go to the global meter, looked up
     /// when serving starts.
-    metrics: Option<RpcMetricsLayer>,
+    metrics: Option<CallMetrics>,
 }
 
 impl GrpcServer {
@@ -160,7 +160,7 @@ impl GrpcServer {
     /// [`red::METER_NAME`], which is otherwise looked up when serving starts. Meant for tests
     /// that read a local meter provider.
     pub fn with_meter(mut self, meter: &Meter) -> Self {
-        self.metrics = Some(RpcMetricsLayer::new(meter));
+        self.metrics = Some(CallMetrics::new(meter));
         self
     }
 
@@ -222,8 +222,7 @@ impl GrpcServer {
             tracing::info!("gRPC server shutting down");
         };
         builder
-            .layer(GrpcTraceLayer)
-            .layer(metrics)
+            .layer(GrpcTraceLayer::new(metrics))
             .layer(RequestLimitLayer::new(self.max_request_bytes))
             .add_routes(self.routes.routes())
             .serve_with_incoming_shutdown(incoming, signal)

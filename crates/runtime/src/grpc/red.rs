@@ -1,6 +1,6 @@
 //! Rate, errors and duration of incoming gRPC calls, as one OpenTelemetry histogram.
 //!
-//! [`RpcMetricsLayer`] records one sample per call in `rpc.server.duration` (unit `s`, buckets
+//! [`CallMetrics`] records one sample per call in `rpc.server.duration` (unit `s`, buckets
 //! [`citychain_telemetry::LATENCY_BOUNDARIES`]): the time from the moment the server hands the
 //! request to the service until the response is complete, streaming included, or until the
 //! client gave up on it. Each sample has the attributes
@@ -14,23 +14,20 @@
 //! the buckets the latency distribution. The Prometheus exposition names it
 //! `rpc_server_duration_seconds` (`_bucket`, `_sum` and `_count` series).
 //!
-//! The status is the one the call's span records, read by the same [`StatusBody`]. Calls
+//! The server's call layer ([`super::trace::GrpcTraceLayer`]) starts each sample beside the
+//! call's span and finishes both with the status one [`super::trace::StatusBody`] reads, so a
+//! response body is wrapped once for both. Calls
 //! answered `UNIMPLEMENTED` are recorded with service and method `unknown`: that is what
 //! made-up paths get, and taking their names would let any client grow the set of series
 //! without bound.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
+use super::trace::{OnStatus, RpcNames};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter};
-use tower::{Layer, Service};
 
-use super::trace::{OnStatus, RpcNames, StatusBody, observe_status};
-
-/// The name of the global meter [`RpcMetricsLayer::default`] records with.
+/// The name of the global meter [`CallMetrics::default`] records with.
 pub const METER_NAME: &str = "citychain-grpc";
 
 /// The name of the call duration histogram.
@@ -39,13 +36,13 @@ pub const DURATION: &str = "rpc.server.duration";
 /// The status code under which the service and method of a call are not recorded.
 const UNIMPLEMENTED: i32 = tonic::Code::Unimplemented as i32;
 
-/// Wraps a service so that every call is counted and timed; see the module docs.
+/// The call duration histogram; see the module docs.
 #[derive(Debug, Clone)]
-pub struct RpcMetricsLayer {
+pub struct CallMetrics {
     duration: Histogram<f64>,
 }
 
-impl RpcMetricsLayer {
+impl CallMetrics {
     /// Records with `meter`: the instrument is created here, once.
     pub fn new(meter: &Meter) -> Self {
         let duration = meter
@@ -57,61 +54,25 @@ impl RpcMetricsLayer {
             )
             .with_boundaries(citychain_telemetry::LATENCY_BOUNDARIES.to_vec())
             .build();
-        RpcMetricsLayer { duration }
-    }
-}
-
-impl Default for RpcMetricsLayer {
-    /// Records with the global meter [`METER_NAME`]. The global provider is looked up now, so
-    /// build the layer after `citychain_telemetry::init`; an earlier one records nowhere.
-    fn default() -> Self {
-        Self::new(&opentelemetry::global::meter(METER_NAME))
-    }
-}
-
-impl<S> Layer<S> for RpcMetricsLayer {
-    type Service = RpcMetrics<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RpcMetrics {
-            inner,
-            duration: self.duration.clone(),
-        }
-    }
-}
-
-/// The service made by [`RpcMetricsLayer`].
-#[derive(Debug, Clone)]
-pub struct RpcMetrics<S> {
-    inner: S,
-    duration: Histogram<f64>,
-}
-
-impl<S, B, ResBody> Service<http::Request<B>> for RpcMetrics<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: 'static,
-    ResBody: http_body::Body + 'static,
-{
-    type Response = http::Response<StatusBody<ResBody, CallSample>>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        CallMetrics { duration }
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let names = RpcNames::parse(request.uri().path());
-        let sample = CallSample {
+    /// Starts timing the call `names` names, now.
+    pub fn start(&self, names: &RpcNames<'_>) -> CallSample {
+        CallSample {
             duration: self.duration.clone(),
             started: Instant::now(),
             service: names.service.to_owned(),
             method: names.method.to_owned(),
-        };
-        let future = self.inner.call(request);
-        Box::pin(async move { observe_status(future.await, sample) })
+        }
+    }
+}
+
+impl Default for CallMetrics {
+    /// Records with the global meter [`METER_NAME`]. The global provider is looked up now, so
+    /// build the layer after `citychain_telemetry::init`; an earlier one records nowhere.
+    fn default() -> Self {
+        Self::new(&opentelemetry::global::meter(METER_NAME))
     }
 }
 

@@ -32,6 +32,8 @@ use std::task::{Context, Poll, ready};
 
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
+
+use super::red::{CallMetrics, CallSample};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
@@ -42,15 +44,28 @@ const CANCELLED: i32 = tonic::Code::Cancelled as i32;
 /// The status of a call that failed without saying how.
 const UNKNOWN: i32 = tonic::Code::Unknown as i32;
 
-/// Wraps a service so that every call runs in a server span; see the module docs.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrpcTraceLayer;
+/// Wraps a service so that every call runs in a server span and is timed in
+/// `rpc.server.duration` ([`CallMetrics`]); see the module docs.
+#[derive(Debug, Clone, Default)]
+pub struct GrpcTraceLayer {
+    metrics: CallMetrics,
+}
+
+impl GrpcTraceLayer {
+    /// Times calls with `metrics`.
+    pub fn new(metrics: CallMetrics) -> Self {
+        GrpcTraceLayer { metrics }
+    }
+}
 
 impl<S> Layer<S> for GrpcTraceLayer {
     type Service = GrpcTrace<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        GrpcTrace { inner }
+        GrpcTrace {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -58,6 +73,7 @@ impl<S> Layer<S> for GrpcTraceLayer {
 #[derive(Debug, Clone)]
 pub struct GrpcTrace<S> {
     inner: S,
+    metrics: CallMetrics,
 }
 
 /// How a gRPC request path names its call.
@@ -123,7 +139,7 @@ where
     S::Error: 'static,
     ResBody: Body + 'static,
 {
-    type Response = http::Response<StatusBody<ResBody, SpanStatus>>;
+    type Response = http::Response<StatusBody<ResBody, CallEnd>>;
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
@@ -149,9 +165,27 @@ where
         // Only fails when no OpenTelemetry layer is installed, and then there is no trace to
         // join anyway.
         let _ = span.set_parent(citychain_telemetry::extract_http(request.headers()));
+        let sample = self.metrics.start(&names);
         let future = span.in_scope(|| self.inner.call(request));
-        let status = SpanStatus(span.clone());
-        Box::pin(async move { observe_status(future.await, status) }.instrument(span))
+        let end = CallEnd {
+            span: SpanStatus(span.clone()),
+            sample,
+        };
+        Box::pin(async move { observe_status(future.await, end) }.instrument(span))
+    }
+}
+
+/// What a call's status finishes: its span and its duration sample.
+#[derive(Debug)]
+pub struct CallEnd {
+    span: SpanStatus,
+    sample: CallSample,
+}
+
+impl OnStatus for CallEnd {
+    fn finish(self, code: i32) {
+        self.span.finish(code);
+        self.sample.finish(code);
     }
 }
 
