@@ -16,9 +16,11 @@ use std::time::Duration;
 use citychain_bus::{Bus, BusConfig, BusError, StreamsConfig, connect_to_chain};
 use citychain_kernel::Genesis;
 use citychain_runtime::config::{GrpcConfig, MetricsConfig};
-use citychain_runtime::process::{FileError, ServerError, Servers, load_genesis, spawn_owned};
+use citychain_runtime::process::{
+    FileError, ServerError, Servers, StoreOpenError, load_genesis, open_service_store, spawn_owned,
+};
 use citychain_runtime::{GrpcError, GrpcServer, Shutdown};
-use citychain_store::{ServiceStore, StoreConfig, StoreError};
+use citychain_store::{ServiceStore, StoreConfig};
 use thiserror::Error;
 use tonic::server::NamedService;
 
@@ -54,8 +56,8 @@ pub enum ServiceError<E: std::error::Error + 'static> {
     #[error(transparent)]
     File(#[from] FileError),
     /// The store could not be opened.
-    #[error("cannot open the store: {0}")]
-    Store(#[source] StoreError),
+    #[error(transparent)]
+    Store(#[from] StoreOpenError),
     /// NATS could not be reached, or the chain's streams could not be set up.
     #[error("NATS: {0}")]
     Nats(#[source] BusError),
@@ -107,9 +109,7 @@ impl ChainService {
         spec: ServiceSpec<'_>,
     ) -> Result<ChainService, ServiceError<E>> {
         let genesis = load_genesis(spec.genesis)?;
-        let store = ServiceStore::open(spec.store, spec.data_dir, spec.name)
-            .await
-            .map_err(ServiceError::Store)?;
+        let store = open_service_store(spec.store, spec.data_dir, spec.name).await?;
         tracing::info!(chain = %genesis.chain_id, service = spec.name, "starting");
         let (bus, streams) = connect_to_chain(
             spec.nats,

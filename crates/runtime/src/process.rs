@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use citychain_kernel::{Genesis, GenesisError};
-use citychain_store::{EmbeddedStore, StoreError};
+use citychain_store::{Backend, EmbeddedStore, ServiceStore, StoreConfig, StoreError};
 use thiserror::Error;
 use tokio_util::task::AbortOnDropHandle;
 
@@ -131,9 +131,13 @@ impl Servers {
     }
 }
 
-/// A service's embedded store could not be opened.
+/// A service's store could not be opened.
 #[derive(Debug, Error)]
 pub enum StoreOpenError {
+    /// The `[store]` section asks for what this build or backend cannot do, or FoundationDB
+    /// could not be opened.
+    #[error("cannot open the store: {0}")]
+    Backend(StoreError),
     /// The data directory could not be created.
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
@@ -165,6 +169,24 @@ pub async fn open_embedded_store(
     EmbeddedStore::open(&path)
         .await
         .map_err(|source| StoreOpenError::Open { path, source })
+}
+
+/// Opens the store `config` names for service `service`: the embedded store
+/// `<data_dir>/<service>.redb`, or its FoundationDB subspace.
+pub async fn open_service_store(
+    config: &StoreConfig,
+    data_dir: &Path,
+    service: &str,
+) -> Result<ServiceStore, StoreOpenError> {
+    config.check().map_err(StoreOpenError::Backend)?;
+    match config.backend {
+        Backend::Embedded => Ok(ServiceStore::Embedded(
+            open_embedded_store(data_dir, &format!("{service}.redb")).await?,
+        )),
+        Backend::Foundationdb => ServiceStore::open_foundationdb(config, service)
+            .await
+            .map_err(StoreOpenError::Backend),
+    }
 }
 
 /// Reads a text file named in the configuration; the error says which file it is.
@@ -231,6 +253,37 @@ pub async fn drain<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_service_store_is_the_embedded_file_unless_the_section_asks_for_more() {
+        use citychain_store::{Store, Transaction};
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let store = open_service_store(&StoreConfig::default(), &data, "ledger")
+            .await
+            .unwrap();
+        assert!(matches!(store, ServiceStore::Embedded(_)));
+        assert!(data.join("ledger.redb").exists());
+        let mut txn = store.begin().await.unwrap();
+        txn.put(b"k", b"v").unwrap();
+        txn.commit().await.unwrap();
+
+        let fdb = StoreConfig {
+            backend: Backend::Foundationdb,
+            ..StoreConfig::default()
+        };
+        // A build without FoundationDB support refuses it, naming the build that has it.
+        if fdb.check().is_err() {
+            let err = open_service_store(&fdb, &data, "ledger").await.unwrap_err();
+            assert!(err.to_string().contains("--features foundationdb"), "{err}");
+        }
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").unwrap();
+        let err = open_service_store(&StoreConfig::default(), &file, "ledger")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("a-file"), "{err}");
+    }
 
     #[test]
     fn a_missing_genesis_file_is_named() {

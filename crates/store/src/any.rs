@@ -2,8 +2,10 @@
 //! ([`StoreConfig`]) rather than at compile time: the embedded store in the service's data
 //! folder, or a FoundationDB subspace (with the `foundationdb` feature). Both go through one
 //! [`Store`] and [`Transaction`] implementation that forwards each call to the store chosen.
+//! Services open it with `citychain_runtime::process::open_service_store`, which also creates
+//! the data folder for the embedded store.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -104,34 +106,33 @@ impl std::fmt::Debug for ServiceStore {
 }
 
 impl ServiceStore {
-    /// Opens the store `config` names for service `service`: the embedded store
-    /// `<data_dir>/<service>.redb`, or the FoundationDB subspace of
-    /// [`StoreConfig::prefix_for`].
-    pub async fn open(
+    /// Opens the FoundationDB subspace `config` names for service `service`
+    /// ([`StoreConfig::prefix_for`]); refused, as [`StoreConfig::check`] says, by a build
+    /// without FoundationDB support. The embedded store is opened by the caller, who knows
+    /// the service's data folder, and wrapped as [`ServiceStore::Embedded`].
+    pub async fn open_foundationdb(
         config: &StoreConfig,
-        data_dir: &Path,
         service: &str,
     ) -> Result<ServiceStore, StoreError> {
         config.check()?;
-        match config.backend {
-            Backend::Embedded => {
-                std::fs::create_dir_all(data_dir).map_err(|e| StoreError::InvalidArgument {
-                    what: "data_dir",
-                    reason: format!("cannot create {}: {e}", data_dir.display()),
-                })?;
-                let path = data_dir.join(format!("{service}.redb"));
-                Ok(ServiceStore::Embedded(EmbeddedStore::open(&path).await?))
-            }
-            #[cfg(feature = "foundationdb")]
-            Backend::Foundationdb => {
-                let prefix = config.prefix_for(service);
-                let store =
-                    crate::fdb::FdbStore::open(config.cluster_file.as_deref(), prefix.as_bytes())
-                        .await?;
-                Ok(ServiceStore::Foundationdb(store))
-            }
-            #[cfg(not(feature = "foundationdb"))]
-            Backend::Foundationdb => unreachable!("refused by StoreConfig::check"),
+        if config.backend != Backend::Foundationdb {
+            return Err(StoreError::InvalidArgument {
+                what: "[store] backend",
+                reason: "is not \"foundationdb\"".to_owned(),
+            });
+        }
+        #[cfg(feature = "foundationdb")]
+        {
+            let prefix = config.prefix_for(service);
+            let store =
+                crate::fdb::FdbStore::open(config.cluster_file.as_deref(), prefix.as_bytes())
+                    .await?;
+            Ok(ServiceStore::Foundationdb(store))
+        }
+        #[cfg(not(feature = "foundationdb"))]
+        {
+            let _ = service;
+            unreachable!("StoreConfig::check refuses \"foundationdb\" in this build")
         }
     }
 
@@ -246,21 +247,5 @@ mod tests {
             let err = fdb.check().unwrap_err().to_string();
             assert!(err.contains("--features foundationdb"), "{err}");
         }
-    }
-
-    #[tokio::test]
-    async fn the_embedded_backend_opens_a_file_in_the_data_folder_and_works_as_a_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let store = ServiceStore::open(&StoreConfig::default(), &data, "ledger")
-            .await
-            .unwrap();
-        assert!(data.join("ledger.redb").exists());
-        let mut txn = store.begin().await.unwrap();
-        txn.put(b"k", b"v").unwrap();
-        txn.commit().await.unwrap();
-        let mut txn = store.begin().await.unwrap();
-        assert_eq!(txn.get(b"k").await.unwrap(), Some(b"v".to_vec()));
-        assert_eq!(txn.scan(&Scan::prefix(b"k")).await.unwrap().len(), 1);
     }
 }
