@@ -12,6 +12,7 @@ use citychain_client::{Signer, open_read};
 use citychain_governance::Action;
 use citychain_kernel::proof::TransactionProof;
 use citychain_kernel::{Height, KeyPair, MemberId, TxId};
+use citychain_proto::citychain::ledger::v1 as ledger_pb;
 use citychain_proto::citychain::licence::v1 as lpb;
 use citychain_proto::citychain::licence::v1::read_state::State;
 use citychain_records::{ReadTarget, read_body, upload_body};
@@ -469,4 +470,105 @@ async fn bad_uploads_and_reads_get_typed_errors_naming_the_field_or_limit() {
         err.contains("this call takes citychain.licence.v1.Read"),
         "{err}"
     );
+}
+
+/// The first status the ledger streams for `id`, asking again while it answers NOT_FOUND (a
+/// transaction admitted by another service reaches the ledger through MEMPOOL, a moment
+/// later); returns the open stream too.
+async fn watch(
+    ledger: &mut citychain_client::LedgerClient,
+    id: &str,
+) -> (
+    tonic::Streaming<ledger_pb::TransactionStatus>,
+    ledger_pb::TransactionStatus,
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let asked = ledger
+            .grpc()
+            .watch_transaction(ledger_pb::WatchTransactionRequest { id: id.to_owned() })
+            .await;
+        match asked {
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                let first = stream.message().await.unwrap().expect("a first status");
+                return (stream, first);
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the ledger never learnt of {id}: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("watch {id}: {status:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_ledger_follows_an_upload_admitted_by_the_licence_service_from_pending_to_committed() {
+    use ledger_pb::transaction_status::State as TxState;
+    let mut p = Platform::start().await;
+    // With every validator stopped, the upload waits in MEMPOOL.
+    for i in 0..4 {
+        p.net.stop_validator(i).await;
+    }
+    let expiry = p.expiry().await;
+    let id = p
+        .licence
+        .upload(
+            &p.signer("dept.housing", 1),
+            expiry,
+            FILING,
+            CITIZEN,
+            FILING_PAYLOAD.as_bytes(),
+        )
+        .await
+        .unwrap();
+    // It was never submitted to the ledger, which knows it from MEMPOOL.
+    let (_, first) = watch(&mut p.ledger, &id).await;
+    assert_eq!(first.state, TxState::Pending as i32, "{first:?}");
+
+    // A restarted ledger knows it again, from what MEMPOOL still holds.
+    p.net.stop(Service::Ledger).await;
+    p.net.start(Service::Ledger, "ledger").await;
+    p.net.wait_serving(Service::Ledger).await;
+    p.ledger = p.net.client().await;
+    let (mut stream, again) = watch(&mut p.ledger, &id).await;
+    assert_eq!(again.state, TxState::Pending as i32, "{again:?}");
+
+    // The validators come back: the same stream ends with the commit.
+    p.net.start_validators().await;
+    let last = tokio::time::timeout(WAIT, async {
+        loop {
+            let status = stream.message().await.unwrap().expect("a status");
+            if status.state != TxState::Pending as i32 {
+                return status;
+            }
+        }
+    })
+    .await
+    .expect("the upload commits");
+    assert_eq!(last.state, TxState::Committed as i32, "{last:?}");
+    let found = p
+        .ledger
+        .grpc()
+        .get_transaction(ledger_pb::GetTransactionRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((found.height, found.index), (last.height, last.index));
+
+    // Nothing on MEMPOOL or the chain: still NOT_FOUND, saying where it looked.
+    let unknown = p
+        .ledger
+        .grpc()
+        .watch_transaction(ledger_pb::WatchTransactionRequest {
+            id: "ab".repeat(32),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    assert!(unknown.message().contains("MEMPOOL"), "{unknown:?}");
 }

@@ -2,6 +2,7 @@
 //! consensus service's `run`) and the ledger, licence and token services (each its `serve`,
 //! with its gRPC API on a free port). Each part can be stopped, killed and started again.
 
+pub mod dev;
 pub mod platform;
 
 use std::collections::BTreeMap;

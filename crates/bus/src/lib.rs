@@ -24,6 +24,7 @@
 //!
 //! * [`Bus::object_store`] and [`Bus::kv`]: JetStream object store and key-value buckets, for
 //!   sealed record payloads and the keys that open them.
+//! * [`Bus::tail`]: a stream read in order without acknowledgements, to keep a view of it.
 //! * [`trace`]: W3C trace context in message headers.
 //! * [`local`]: a local nats-server process (JetStream on, free port, temporary store) for
 //!   development, benchmarks and tests.
@@ -38,6 +39,7 @@ mod publish;
 mod read;
 mod request;
 mod streams;
+mod tail;
 pub mod trace;
 
 pub use async_nats::HeaderMap;
@@ -52,6 +54,7 @@ pub use request::{Request, Responder};
 pub use streams::{
     EnsuredStream, StreamKind, StreamSettings, StreamsConfig, connect_to_chain, ensure_streams,
 };
+pub use tail::{Tail, TailMessage};
 
 /// JetStream's de-duplication header: a message whose id was already seen within the stream's
 /// duplicate window is acknowledged but not stored again.

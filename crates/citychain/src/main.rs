@@ -1,6 +1,7 @@
 //! The one citychain binary: key and genesis tooling, `serve` for the services, `dev` and
-//! `demo`, `bench`, `chain export`, the platforms' clients `licence` and `tokens`, and the
-//! offline checks `verify` and `proof`.
+//! `demo`, `bench`, `chain export`, lookups on a running network (`block`, `tx`, `member`,
+//! `record-type`), the platforms' clients `licence` and `tokens`, and the offline checks
+//! `verify` and `proof`.
 //!
 //! Every subcommand has `--help`. Errors print one line naming what was wrong and exit
 //! non-zero; `anyhow` is used only here, at the edge.
@@ -13,6 +14,8 @@ mod files;
 mod genesis_cmd;
 mod keys_cmd;
 mod licence_cmd;
+mod lookup;
+mod lookup_cmd;
 mod proof_cmd;
 mod serve_cmd;
 mod tokens_cmd;
@@ -67,9 +70,19 @@ enum Command {
     /// The token platform: balances, statements, supply, and the audit from the chain.
     #[command(subcommand)]
     Tokens(tokens_cmd::TokensCommand),
-    /// Look committed transactions up: the trace id to find a flow in a tracing backend.
+    /// Look blocks up on the ledger: header, transactions, certificate signers.
+    #[command(subcommand)]
+    Block(lookup_cmd::BlockCommand),
+    /// Look transactions up on the ledger: one decoded, lists by signer, subject or type,
+    /// and the trace id to find a flow in a tracing backend.
     #[command(subcommand)]
     Tx(tx_cmd::TxCommand),
+    /// Look the consortium's members up: roles, status, keys by height.
+    #[command(subcommand)]
+    Member(lookup_cmd::MemberCommand),
+    /// Look the licence platform's record types up: fields, owner, price, reward, readers.
+    #[command(subcommand, name = "record-type")]
+    RecordType(lookup_cmd::RecordTypeCommand),
 }
 
 fn main() -> ExitCode {
@@ -86,7 +99,10 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo_cmd::run(args),
         Command::Licence(cmd) => licence_cmd::run(cmd),
         Command::Tokens(cmd) => tokens_cmd::run(cmd),
+        Command::Block(cmd) => lookup_cmd::run_block(cmd),
         Command::Tx(cmd) => tx_cmd::run(cmd),
+        Command::Member(cmd) => lookup_cmd::run_member(cmd),
+        Command::RecordType(cmd) => lookup_cmd::run_record_type(cmd),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,6 +18,7 @@ use citychain_proto::citychain::consensus::v1::GetStatusResponse;
 use citychain_proto::citychain::consensus::v1::consensus_service_client::ConsensusServiceClient;
 use citychain_testkit::genesis::{TestNetwork, network};
 use citychain_testkit::nats::NatsServer;
+use citychain_testkit::reflection::{Version, list_services};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -408,6 +409,16 @@ async fn n4_validator_processes_commit_and_a_restarted_one_catches_up() {
         assert_eq!(status.chain_id, "city-test");
         assert_eq!(status.member_id, validator.member);
         assert_eq!(status.validator_key.len(), 64);
+    }
+    // Reflection, in both protocols, advertises exactly what a validator serves.
+    for version in [Version::V1, Version::V1Alpha] {
+        let listed = list_services(&network.validators[0].url(), version)
+            .await
+            .unwrap();
+        let mut expected = vec![SERVICE_NAME];
+        expected.extend(citychain_runtime::grpc::BUILT_IN_SERVICES);
+        expected.sort_unstable();
+        assert_eq!(listed, expected, "{version:?}");
     }
 
     // When transactions are submitted, every validator commits all of them, and heights grow.

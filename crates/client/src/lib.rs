@@ -245,10 +245,10 @@ impl LedgerClient {
             })?
     }
 
-    /// Waits until transaction `id` is on the chain, however it was submitted (through
-    /// another service, or another ledger replica), for at most `wait`. Unlike
-    /// [`LedgerClient::wait`] it cannot tell a rejection from a slow commit, so it waits the
-    /// whole time for a transaction that never commits.
+    /// Waits until transaction `id`, submitted through any service (another ledger replica,
+    /// the licence service), commits (`Ok`) or is rejected, for at most `wait`. The ledger
+    /// knows every transaction waiting on MEMPOOL, but right after a submission elsewhere it
+    /// may not have seen it yet: NOT_FOUND is asked again until the deadline.
     pub async fn wait_on_chain(
         &mut self,
         id: &str,
@@ -256,20 +256,10 @@ impl LedgerClient {
     ) -> Result<Committed, ClientError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let asked = self
-                .inner
-                .get_transaction(pb::GetTransactionRequest { id: id.to_owned() })
-                .await;
-            match asked {
-                Ok(found) => {
-                    let found = found.into_inner();
-                    return Ok(Committed {
-                        height: found.height,
-                        index: found.index,
-                    });
-                }
-                Err(status) if status.code() == tonic::Code::NotFound => {}
-                Err(status) => return Err(status.into()),
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.wait(id, left).await {
+                Err(ClientError::Status(status)) if status.code() == tonic::Code::NotFound => {}
+                decided => return decided,
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(ClientError::Timeout {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use citychain_bus::{Appended, Bus, BusError, HeaderMap, StreamsConfig};
 use citychain_governance::{Refusal, Signer};
-use citychain_kernel::{ChainId, SignedTx, TxError};
+use citychain_kernel::{ChainId, Height, SignedTx, TxError};
 use thiserror::Error;
 
 use crate::shared::Shared;
@@ -123,6 +123,11 @@ impl Admission {
             .shared
             .registry()
             .authorize(tx.signer(), &tx.body().type_url)?)
+    }
+
+    /// The last height the service has applied.
+    pub fn applied(&self) -> Height {
+        self.shared.applied()
     }
 
     /// Hands an admitted transaction to consensus.

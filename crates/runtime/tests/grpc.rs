@@ -15,15 +15,17 @@ use citychain_proto::citychain::ledger::v1::{GetBlockRequest, SubmitTransactionR
 use citychain_proto::citychain::tokens::v1::GetBalanceRequest;
 use citychain_proto::citychain::tokens::v1::token_service_client::TokenServiceClient;
 use citychain_runtime::config::GrpcConfig;
-use citychain_runtime::grpc::{GrpcServer, HealthReporter, ServingStatus, connect_channel};
+use citychain_runtime::grpc::{
+    BUILT_IN_SERVICES, GrpcServer, HealthReporter, ServingStatus, connect_channel,
+};
 use citychain_runtime::shutdown::Shutdown;
 use citychain_telemetry::exposition::sample;
 use citychain_telemetry::{TelemetryBuilder, TelemetryConfig, TelemetryGuard};
+use citychain_testkit::reflection::{Version, files_for_symbol, list_services};
 use http_body::{Body as _, Frame};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
-use prost::Message as _;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -32,10 +34,6 @@ use tonic::server::NamedService;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus as WireStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
-use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 struct Running {
@@ -115,41 +113,34 @@ async fn health_answers_serving_and_flips_to_not_serving_per_service() {
 }
 
 #[tokio::test]
-async fn reflection_lists_health_reflection_and_every_citychain_service() {
+async fn reflection_in_both_versions_lists_exactly_what_is_served_and_resolves_it() {
     let server = start(local_config()).await;
-    let channel = connect_channel(&format!("http://{}", server.addr), None)
-        .await
-        .unwrap();
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let response = responses.message().await.unwrap().expect("one answer");
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-        panic!("not a service list: {response:?}");
-    };
-    let listed: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-
-    let mut expected = vec![
-        "grpc.health.v1.Health".to_owned(),
-        "grpc.reflection.v1.ServerReflection".to_owned(),
-    ];
-    let ours =
-        prost_types::FileDescriptorSet::decode(citychain_proto::FILE_DESCRIPTOR_SET).unwrap();
-    for file in ours.file {
-        for service in &file.service {
-            expected.push(format!("{}.{}", file.package(), service.name()));
+    let url = format!("http://{}", server.addr);
+    for version in [Version::V1, Version::V1Alpha] {
+        // No API was added: health and reflection only, not every citychain service.
+        let listed = list_services(&url, version).await.unwrap();
+        let mut expected = BUILT_IN_SERVICES.to_vec();
+        expected.sort_unstable();
+        assert_eq!(listed, expected, "{version:?}");
+        // Each listed service resolves, in either protocol.
+        for service in &listed {
+            files_for_symbol(&url, version, service)
+                .await
+                .unwrap_or_else(|e| panic!("{service} over {version:?}: {e}"));
         }
+        // A citychain message resolves, with the files it imports.
+        let set = files_for_symbol(&url, version, "citychain.governance.v1.Approve")
+            .await
+            .unwrap();
+        assert!(
+            set.file
+                .iter()
+                .any(|f| f.name() == "citychain/governance/v1/governance.proto"),
+            "{version:?}"
+        );
+        let unknown = files_for_symbol(&url, version, "citychain.nowhere.v1.Thing").await;
+        assert!(unknown.is_err(), "{version:?}");
     }
-    for name in expected {
-        assert!(listed.contains(&name), "{name} missing from {listed:?}");
-    }
-
     server.shutdown.trigger();
     server.task.await.unwrap().unwrap();
 }

@@ -5,3 +5,4 @@ pub mod generators;
 pub mod genesis;
 pub mod grpc;
 pub mod nats;
+pub mod reflection;

@@ -1,17 +1,17 @@
 //! The gRPC API `citychain.ledger.v1.LedgerService`: submission, status, blocks, transactions
-//! with their proofs, checkpoints, consistency proofs and members. Every handler converts its
+//! with their proofs, shortened ids, checkpoints, consistency proofs, members and record
+//! types. Every handler converts its
 //! request at the edge (naming the bad field), asks the store or the registry, and returns an
 //! [`ApiError`], which becomes a status in one place (`error.rs`).
 
-use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use citychain_follower::{Admission, Shared};
 use citychain_governance::{KeyStatus, MemberStatus, Registry};
 use citychain_kernel::merkle::MerkleTree;
 use citychain_kernel::proof::TransactionProof;
-use citychain_kernel::{Block, BlockHash, Hash32, Height, PublicKey, SignedTx, TxId, ValidatorSet};
+use citychain_kernel::{Block, BlockHash, Hash32, Height, PublicKey, TxId, ValidatorSet};
 use citychain_ledger_domain::keys::{self, TxLocation};
 use citychain_ledger_domain::status::Submitted;
 use citychain_ledger_domain::{Lookup, TxStatus, decide_status};
@@ -26,11 +26,8 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
-use crate::store::LedgerReader;
-
-/// Submitted transactions remembered for `WatchTransaction`, at most; the oldest expiries
-/// are forgotten first.
-const MAX_REMEMBERED: usize = 100_000;
+use crate::pending::Pending;
+use crate::store::{LedgerReader, ResolveError};
 
 /// What the API needs; cloning it is cheap (the watch streams hold a clone).
 #[derive(Debug, Clone)]
@@ -38,14 +35,7 @@ pub struct LedgerApi<S> {
     reader: LedgerReader<S>,
     shared: Arc<Shared>,
     admission: Admission,
-    submitted: Arc<Mutex<BTreeMap<TxId, Remembered>>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Remembered {
-    signer: PublicKey,
-    nonce: u64,
-    expiry: Height,
+    pending: Arc<Pending>,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -65,13 +55,15 @@ fn parse_key(field: &'static str, text: &str) -> Result<PublicKey, ApiError> {
 }
 
 impl<S: Store + Clone + 'static> LedgerApi<S> {
-    /// The API over `store`, following `shared`, submitting through `admission`.
-    pub fn new(store: S, shared: Arc<Shared>, admission: Admission) -> Self {
+    /// The API over `store`, following `shared`, submitting through `admission`, knowing
+    /// of uncommitted transactions from `pending` (which [`crate::pending::watch_mempool`]
+    /// feeds).
+    pub fn new(store: S, shared: Arc<Shared>, admission: Admission, pending: Arc<Pending>) -> Self {
         LedgerApi {
             reader: LedgerReader::new(store),
             shared,
             admission,
-            submitted: Arc::default(),
+            pending,
         }
     }
 
@@ -103,42 +95,17 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
             )));
         }
         let appended = self.admission.publish(&tx).await?;
-        self.remember(&tx);
+        self.pending.remember(&tx, self.shared.applied());
         Ok(pb::SubmitTransactionResponse {
             id: id.to_string(),
             duplicate: appended.duplicate,
         })
     }
 
-    fn remember(&self, tx: &SignedTx) {
-        let mut submitted = self.submitted.lock().unwrap_or_else(|e| e.into_inner());
-        submitted.insert(
-            tx.id(),
-            Remembered {
-                signer: *tx.signer(),
-                nonce: tx.nonce(),
-                expiry: tx.expiry(),
-            },
-        );
-        if submitted.len() > MAX_REMEMBERED {
-            let applied = self.shared.applied();
-            submitted.retain(|_, r| r.expiry >= applied);
-            while submitted.len() > MAX_REMEMBERED {
-                submitted.pop_first();
-            }
-        }
-    }
-
     async fn status(&self, id: &TxId) -> Result<(TxStatus, Height), ApiError> {
         let applied = self.shared.applied();
         let committed = self.reader.location(id).await?;
-        let remembered = self
-            .submitted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .copied();
-        let submitted = match remembered {
+        let submitted = match self.pending.get(id) {
             Some(r) => Some(Submitted {
                 expiry: r.expiry,
                 nonce_taken_by: self.reader.nonce_holder(&r.signer, r.nonce).await?,
@@ -222,7 +189,22 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
                 }
                 keys::by_subject_prefix(subject)
             }
-            None => return Err(ApiError::field("filter", "give a signer or a subject")),
+            Some(pb::list_transactions_request::Filter::TypeUrl(type_url)) => {
+                let limit = citychain_kernel::tx::MAX_TYPE_URL_BYTES;
+                if type_url.is_empty() || type_url.len() > limit {
+                    return Err(ApiError::field(
+                        "type_url",
+                        format!("must be 1 to {limit} bytes"),
+                    ));
+                }
+                keys::by_type_prefix(type_url)
+            }
+            None => {
+                return Err(ApiError::field(
+                    "filter",
+                    "give a signer, a subject or a type_url",
+                ));
+            }
         };
         let page = Page::new(&prefix, prefix.clone(), req.page_size, &req.page_token)?;
         let (entries, last) = self.reader.tx_page(&prefix, &page).await?;
@@ -354,6 +336,63 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
     }
 }
 
+impl<S: Store + Clone + 'static> LedgerApi<S> {
+    async fn resolve_prefix(
+        &self,
+        req: pb::ResolvePrefixRequest,
+    ) -> Result<pb::ResolvePrefixResponse, ApiError> {
+        use pb::resolve_prefix_request::Kind;
+        let table = match Kind::try_from(req.kind) {
+            Ok(Kind::Transaction) => keys::TX_LOCATIONS,
+            Ok(Kind::Block) => keys::HEIGHTS_BY_HASH,
+            _ => {
+                return Err(ApiError::field(
+                    "kind",
+                    format!("{} is not KIND_TRANSACTION or KIND_BLOCK", req.kind),
+                ));
+            }
+        };
+        let (matches, truncated) = self
+            .reader
+            .resolve_prefix(table, &req.prefix)
+            .await
+            .map_err(|err| match err {
+                ResolveError::Prefix(err) => ApiError::field("prefix", err.to_string()),
+                ResolveError::Store(err) => err.into(),
+            })?;
+        Ok(pb::ResolvePrefixResponse {
+            matches: matches.iter().map(|h| hex::encode(h.0)).collect(),
+            truncated,
+        })
+    }
+
+    fn list_record_types(
+        &self,
+        req: pb::ListRecordTypesRequest,
+    ) -> Result<pb::ListRecordTypesResponse, ApiError> {
+        // Pages over the names, as if they were keys under `r/`.
+        let prefix = b"r/";
+        let page = Page::new(prefix, prefix.to_vec(), req.page_size, &req.page_token)?;
+        let after = page.start.get(prefix.len()..).unwrap_or_default().to_vec();
+        let registry = self.registry();
+        let record_types: Vec<_> = registry
+            .record_types()
+            .filter(|t| t.name.as_str().as_bytes() >= after.as_slice())
+            .take(page.size)
+            .map(|t| t.to_proto())
+            .collect();
+        let last_key = record_types.last().map(|t| {
+            let mut key = prefix.to_vec();
+            key.extend_from_slice(t.name.as_bytes());
+            key
+        });
+        Ok(pb::ListRecordTypesResponse {
+            next_page_token: page.next_token(record_types.len(), last_key.as_deref()),
+            record_types,
+        })
+    }
+}
+
 /// A member as the API shows it.
 fn member_record(registry: &Registry, id: &citychain_kernel::MemberId) -> Option<pb::MemberRecord> {
     let record = registry.member(id)?;
@@ -366,14 +405,20 @@ fn member_record(registry: &Registry, id: &citychain_kernel::MemberId) -> Option
                 key: key.as_bytes().to_vec(),
                 refused_from: from.0,
                 why: "rotated".into(),
+                valid_from: k.since.0,
             }),
             KeyStatus::Revoked { from } => Some(pb::RetiredKey {
                 key: key.as_bytes().to_vec(),
                 refused_from: from.0,
                 why: "revoked".into(),
+                valid_from: k.since.0,
             }),
         })
         .collect();
+    let key_since = record
+        .signing_key
+        .and_then(|key| registry.key(&key))
+        .map_or(0, |k| k.since.0);
     Some(pb::MemberRecord {
         member: Some(kpb::Member {
             id: id.to_string(),
@@ -392,6 +437,7 @@ fn member_record(registry: &Registry, id: &citychain_kernel::MemberId) -> Option
         .into(),
         validator: registry.validators().contains(id),
         retired_keys,
+        key_since,
     })
 }
 
@@ -440,7 +486,7 @@ impl<S: Store + Clone + 'static> LedgerService for LedgerApi<S> {
         let (first, observed) = self.status(&id).await?;
         if first == TxStatus::Unknown {
             return Err(ApiError::NotFound(format!(
-                "transaction {id} is not on the chain and was not submitted through this ledger"
+                "transaction {id} is neither on the chain nor waiting in MEMPOOL"
             ))
             .into());
         }
@@ -459,10 +505,15 @@ impl<S: Store + Clone + 'static> LedgerService for LedgerApi<S> {
                 {
                     return;
                 }
-                // Wait for a new block, and report again only when the status changed.
+                // Wait for a new block, and report again only when the status changed. A client
+                // that goes away ends the task at once, even while no block comes (the task
+                // holds the store, which a stopping ledger must be able to close).
                 loop {
-                    if applied.changed().await.is_err() {
-                        return;
+                    tokio::select! {
+                        () = sender.closed() => return,
+                        changed = applied.changed() => if changed.is_err() {
+                            return;
+                        },
                     }
                     match api.status(&id).await {
                         Ok((next, at)) if next != status => {
@@ -575,6 +626,25 @@ impl<S: Store + Clone + 'static> LedgerService for LedgerApi<S> {
             next_page_token: page.next_token(members.len(), last_key.as_deref()),
             members,
         }))
+    }
+
+    async fn resolve_prefix(
+        &self,
+        request: Request<pb::ResolvePrefixRequest>,
+    ) -> Reply<pb::ResolvePrefixResponse> {
+        Ok(Response::new(
+            LedgerApi::resolve_prefix(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_record_types(
+        &self,
+        request: Request<pb::ListRecordTypesRequest>,
+    ) -> Reply<pb::ListRecordTypesResponse> {
+        Ok(Response::new(LedgerApi::list_record_types(
+            self,
+            request.into_inner(),
+        )?))
     }
 
     async fn get_member(&self, request: Request<pb::GetMemberRequest>) -> Reply<pb::MemberRecord> {

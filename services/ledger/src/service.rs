@@ -1,5 +1,6 @@
-//! The ledger service as a process: reads genesis, opens its store, connects to NATS, serves
-//! the gRPC API (with health and reflection) and `/metrics`, and follows CHAIN until shutdown.
+//! The ledger service as a process: reads genesis, opens its store (bringing its indexes up to
+//! date), connects to NATS, serves the gRPC API (with health and reflection) and `/metrics`,
+//! follows CHAIN, and watches MEMPOOL for transactions that wait, until shutdown.
 //!
 //! Health: [`SERVICE_NAME`] starts NOT_SERVING and becomes SERVING once the follower has
 //! caught up with the CHAIN it found at start; it goes back to NOT_SERVING while a chain
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use citychain_bus::{Bus, StreamsConfig};
 use citychain_follower::{
-    Admission, ChainService, Follower, FollowerConfig, FollowerError, ServiceSpec, Shared,
+    Admission, ChainService, Follower, FollowerConfig, FollowerError, ServiceSpec, Shared, SideTask,
 };
 use citychain_kernel::Genesis;
 use citychain_proto::citychain::ledger::v1::ledger_service_server::LedgerServiceServer;
@@ -21,7 +22,8 @@ use citychain_store::{ServiceStore, Store};
 
 use crate::api::LedgerApi;
 use crate::config::LedgerConfig;
-use crate::store::{LedgerProjection, LedgerStoreError};
+use crate::pending::{Pending, watch_mempool};
+use crate::store::{LedgerProjection, LedgerStoreError, upgrade_indexes};
 
 /// The name the health service reports the ledger API under.
 pub const SERVICE_NAME: &str = "citychain.ledger.v1.LedgerService";
@@ -57,7 +59,14 @@ pub async fn serve(
         repair_timeout: Duration::from_millis(own.ledger.repair_timeout_ms),
     })
     .await?;
+    upgrade_indexes(&service.store)
+        .await
+        .map_err(|err| ServiceError::Task {
+            what: "index upgrade",
+            reason: err.to_string(),
+        })?;
     let server = GrpcServer::new(&config.grpc)?;
+    let pending = Arc::new(Pending::default());
     let admission = Admission::new(
         service.genesis.chain_id.clone(),
         service.shared.clone(),
@@ -65,10 +74,20 @@ pub async fn serve(
         service.streams.clone(),
         own.ledger.max_ttl,
     );
-    let api = LedgerApi::new(service.store.clone(), service.shared.clone(), admission)
-        .into_server()
-        .max_decoding_message_size(server.max_request_bytes());
+    let api = LedgerApi::new(
+        service.store.clone(),
+        service.shared.clone(),
+        admission.clone(),
+        pending.clone(),
+    )
+    .into_server()
+    .max_decoding_message_size(server.max_request_bytes());
     let server = server.add_service(api);
+    let (bus, streams) = (service.bus.clone(), service.streams.clone());
+    let watcher = move |stop: &Shutdown| -> Vec<SideTask> {
+        let task = watch_mempool(bus, streams, admission, pending, stop.clone());
+        vec![("MEMPOOL watcher", Box::pin(task))]
+    };
     service
         .run::<_, Server>(
             LedgerProjection,
@@ -76,7 +95,7 @@ pub async fn serve(
             &config.grpc,
             &config.metrics,
             shutdown,
-            |_| Vec::new(),
+            watcher,
         )
         .await
 }

@@ -7,7 +7,7 @@ use citychain_follower::{AuditedBlock, ChainProjection};
 use citychain_kernel::{Block, BlockError, BlockHash, BlockHeader, Hash32, Height, PublicKey};
 use citychain_kernel::{TxId, ValidatorSet};
 use citychain_ledger_domain::keys::{self, TxLocation};
-use citychain_ledger_domain::{IndexEntry, index_block};
+use citychain_ledger_domain::{IndexEntry, MAX_MATCHES, PrefixError, index_block, prefix_range};
 use citychain_store::{
     Page, Retryable, Scan, Store, StoreError, Transaction, put_pieces, read_pieces,
 };
@@ -37,6 +37,17 @@ pub enum LedgerStoreError {
         /// The key, in hex.
         key: String,
     },
+}
+
+/// Why a shortened id could not be looked up.
+#[derive(Debug, Error)]
+pub enum ResolveError {
+    /// The prefix is malformed.
+    #[error(transparent)]
+    Prefix(#[from] PrefixError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] LedgerStoreError),
 }
 
 impl Retryable for LedgerStoreError {
@@ -78,6 +89,69 @@ impl ChainProjection for LedgerProjection {
         }
         Ok(())
     }
+}
+
+/// Brings the indexes of the blocks already in `store` up to [`keys::INDEX_VERSION`]: a
+/// ledger that indexed its blocks with an older layout writes every entry of the current one
+/// for each stored block (entries it has are rewritten with the same bytes), then records
+/// the version. Runs before the follower starts, so no block is applied meanwhile; returns how
+/// many blocks were re-indexed (0 when the store was current).
+pub async fn upgrade_indexes<S: Store + Clone>(store: &S) -> Result<u64, LedgerStoreError> {
+    let mut txn = store.begin().await?;
+    let version = match txn.get(keys::INDEX_VERSION_KEY).await? {
+        Some(value) => u32::from_be_bytes(
+            value
+                .as_slice()
+                .try_into()
+                .map_err(|_| damaged(keys::INDEX_VERSION_KEY))?,
+        ),
+        None => 0,
+    };
+    drop(txn);
+    if version >= keys::INDEX_VERSION {
+        return Ok(0);
+    }
+    let reader = LedgerReader::new(store.clone());
+    let mut height = Height(1);
+    let mut done = 0;
+    // Blocks are re-indexed in batches, one commit each, kept well under the store's write
+    // limit (a full block's entries take about a megabyte); an interrupted upgrade starts
+    // again and rewrites the same entries.
+    let budget = store.limits().max_write_set_size / 4;
+    loop {
+        let mut txn = store.begin().await?;
+        let (mut in_batch, mut bytes, mut last) = (0u64, 0usize, false);
+        while bytes < budget {
+            let Some(block) = reader.block(height).await? else {
+                last = true;
+                break;
+            };
+            for IndexEntry { key, value } in index_block(&block) {
+                bytes += key.len() + value.len();
+                txn.put(&key, &value)?;
+            }
+            in_batch += 1;
+            height = Height(height.0 + 1);
+        }
+        if last {
+            txn.put(keys::INDEX_VERSION_KEY, &keys::INDEX_VERSION.to_be_bytes())?;
+        }
+        txn.commit().await?;
+        done += in_batch;
+        if last {
+            break;
+        }
+        tracing::info!(up_to = height.0 - 1, "ledger: re-indexing stored blocks");
+    }
+    if done > 0 {
+        tracing::info!(
+            blocks = done,
+            from = version,
+            to = keys::INDEX_VERSION,
+            "ledger: indexes upgraded"
+        );
+    }
+    Ok(done)
 }
 
 /// Reads the ledger's store.
@@ -239,6 +313,34 @@ impl<S: Store> LedgerReader<S> {
             out.push((location, id_value(&key, &value)?));
         }
         Ok((out, last))
+    }
+
+    /// The 32-byte keys under `table` (committed transaction ids, or block hashes) that start
+    /// with the hex `prefix`, at most [`MAX_MATCHES`], and whether there are more.
+    pub async fn resolve_prefix(
+        &self,
+        table: &[u8],
+        prefix: &str,
+    ) -> Result<(Vec<Hash32>, bool), ResolveError> {
+        let (start, high) = prefix_range(table, prefix)?;
+        let end = citychain_store::prefix_end(&high);
+        let scan = match &end {
+            Some(end) => Scan::range(start.as_slice()..end.as_slice()),
+            None => Scan::range(start.as_slice()..),
+        }
+        .limit(MAX_MATCHES + 1);
+        let mut txn = self.store.begin().await.map_err(LedgerStoreError::from)?;
+        let entries = txn.scan(&scan).await.map_err(LedgerStoreError::from)?;
+        let truncated = entries.len() > MAX_MATCHES;
+        let mut out = Vec::with_capacity(entries.len().min(MAX_MATCHES));
+        for (key, _) in entries.into_iter().take(MAX_MATCHES) {
+            let id: [u8; 32] = key
+                .get(table.len()..)
+                .and_then(|rest| rest.try_into().ok())
+                .ok_or_else(|| damaged(&key))?;
+            out.push(Hash32(id));
+        }
+        Ok((out, truncated))
     }
 
     /// The headers of blocks from `from` upwards, at most `limit`.

@@ -3,8 +3,10 @@
 //! [`GrpcServer`] always serves, next to the service's own APIs:
 //! - the standard health service `grpc.health.v1.Health`, driven by a [`HealthReporter`]
 //!   (the overall status, service name `""`, is SERVING until shutdown begins);
-//! - reflection `grpc.reflection.v1.ServerReflection` over every citychain package
-//!   (`citychain_proto::FILE_DESCRIPTOR_SET`) and the health service;
+//! - reflection, both `grpc.reflection.v1.ServerReflection` and the older
+//!   `grpc.reflection.v1alpha.ServerReflection` that many clients still speak, advertising
+//!   exactly the services this server serves (its own APIs, health and reflection) and
+//!   resolving every citychain file and symbol (`citychain_proto::FILE_DESCRIPTOR_SET`);
 //! - TLS, and mutual TLS when a client CA is configured;
 //! - a server span per call, joined to the caller's trace ([`trace`]);
 //! - a duration sample per call, by service, method and status code ([`red`]);
@@ -101,6 +103,13 @@ pub enum GrpcError {
     },
 }
 
+/// The services every [`GrpcServer`] serves besides the ones added.
+pub const BUILT_IN_SERVICES: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
 /// A gRPC server with health, reflection, TLS, tracing, call metrics and request limits; add
 /// the service's own APIs with [`GrpcServer::add_service`], then serve until shutdown.
 #[derive(Debug)]
@@ -108,6 +117,8 @@ pub struct GrpcServer {
     max_request_bytes: usize,
     tls: Option<ServerTlsConfig>,
     routes: RoutesBuilder,
+    /// The services added, as reflection advertises them.
+    names: Vec<&'static str>,
     health: HealthReporter,
     /// The call metrics, when given a meter; otherwise they go to the global meter, looked up
     /// when serving starts.
@@ -122,21 +133,13 @@ impl GrpcServer {
         let max_request_bytes = config.max_request_bytes;
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(citychain_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(|e| GrpcError::Reflection(e.to_string()))?;
-
         let mut routes = RoutesBuilder::default();
-        routes
-            .add_service(health_service.max_decoding_message_size(max_request_bytes))
-            .add_service(reflection.max_decoding_message_size(max_request_bytes));
-
+        routes.add_service(health_service.max_decoding_message_size(max_request_bytes));
         Ok(GrpcServer {
             max_request_bytes,
             tls,
             routes,
+            names: Vec::new(),
             health,
             metrics: None,
         })
@@ -178,8 +181,45 @@ impl GrpcServer {
             + 'static,
         S::Future: Send + 'static,
     {
+        self.names.push(S::NAME);
         self.routes.add_service(service);
         self
+    }
+
+    /// The services reflection advertises: those added, health, and reflection itself.
+    pub fn service_names(&self) -> Vec<&'static str> {
+        let mut names = self.names.clone();
+        names.extend(BUILT_IN_SERVICES);
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Adds both reflection services, advertising [`GrpcServer::service_names`].
+    fn add_reflection(&mut self) -> Result<(), GrpcError> {
+        let names = self.service_names();
+        let builder = || {
+            // Each version's builder adds only its own reflection file; both are listed, so
+            // both must resolve in either protocol.
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(citychain_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(
+                    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+                );
+            for name in &names {
+                builder = builder.with_service_name(*name);
+            }
+            builder
+        };
+        let failed = |e: tonic_reflection::server::Error| GrpcError::Reflection(e.to_string());
+        let v1 = builder().build_v1().map_err(failed)?;
+        let v1alpha = builder().build_v1alpha().map_err(failed)?;
+        self.routes
+            .add_service(v1.max_decoding_message_size(self.max_request_bytes))
+            .add_service(v1alpha.max_decoding_message_size(self.max_request_bytes));
+        Ok(())
     }
 
     /// Binds `addr` and serves until `shutdown` fires, then stops accepting, marks the
@@ -198,10 +238,11 @@ impl GrpcServer {
     /// Serves on an already bound `listener` (tests bind port 0 to learn the address first)
     /// until `shutdown` fires.
     pub async fn serve_on(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: Shutdown,
     ) -> Result<(), GrpcError> {
+        self.add_reflection()?;
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, tls = self.tls.is_some(), "gRPC server listening");
         }

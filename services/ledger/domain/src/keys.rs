@@ -10,12 +10,15 @@
 //! | `l/t/` tx id (32) | height (8), index (4) |
 //! | `l/s/` signer (32) height (8) index (4) | tx id (32) |
 //! | `l/j/` len (1) subject height (8) index (4) | tx id (32) |
+//! | `l/y/` len (2) type_url height (8) index (4) | tx id (32) |
 //! | `l/n/` signer (32) nonce (8) | tx id (32): the (signer, nonce) pair is used |
 //! | `l/v/` validators hash (32) | that validator set ([`encode_validators`]) |
 //!
 //! Outside `l/`: `lt/` tx id (32) → the trace id (16) the transaction was submitted under,
 //! for transactions applied from CHAIN with their trace header (operational, not rebuilt by
-//! a replay, so kept out of `l/`). Also in the same commits: the applied height of the projection `ledger`
+//! a replay, so kept out of `l/`); `lx/index-version` → [`INDEX_VERSION`] (u32), the
+//! version of the indexes above that the stored blocks have been indexed with, so a ledger
+//! upgraded to a version with a new index adds it for the blocks it already holds. Also in the same commits: the applied height of the projection `ledger`
 //! (`\xff\xffcitychain/meta/applied-height/ledger`, kept by citychain-store's projection
 //! runner) and the follower's checkpoint under `\xff\xfecitychain/follow/ledger/`: the last
 //! block's header, the transaction count and the governance registry after the last applied
@@ -64,8 +67,24 @@ fn key(table: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 /// The prefix of the block at `height` (its pieces follow).
 pub fn block(height: Height) -> Vec<u8> {
-    key(b"l/b/", &[&height.0.to_be_bytes()])
+    key(BLOCKS, &[&height.0.to_be_bytes()])
 }
+
+/// The version of the index layout; raise it when [`index_block`] writes a new index, and
+/// the ledger re-indexes its stored blocks once when it starts. Version 2 added `l/y/`.
+pub const INDEX_VERSION: u32 = 2;
+
+/// Where the version of the indexes of the stored blocks is kept.
+pub const INDEX_VERSION_KEY: &[u8] = b"lx/index-version";
+
+/// The table of stored blocks (pieces under each height).
+pub const BLOCKS: &[u8] = b"l/b/";
+
+/// The table of committed transactions by id.
+pub const TX_LOCATIONS: &[u8] = b"l/t/";
+
+/// The table of block heights by hash.
+pub const HEIGHTS_BY_HASH: &[u8] = b"l/h/";
 
 /// The block hash at `height`.
 pub fn hash_by_height(height: Height) -> Vec<u8> {
@@ -77,12 +96,12 @@ pub const HASHES_BY_HEIGHT: &[u8] = b"l/k/";
 
 /// The height of the block with `hash`.
 pub fn height_by_hash(hash: &BlockHash) -> Vec<u8> {
-    key(b"l/h/", &[hash.0.as_bytes()])
+    key(HEIGHTS_BY_HASH, &[hash.0.as_bytes()])
 }
 
 /// Where transaction `id` is.
 pub fn tx_location(id: &TxId) -> Vec<u8> {
-    key(b"l/t/", &[id.0.as_bytes()])
+    key(TX_LOCATIONS, &[id.0.as_bytes()])
 }
 
 /// The trace id a committed transaction was submitted under.
@@ -99,6 +118,13 @@ pub fn by_signer_prefix(signer: &PublicKey) -> Vec<u8> {
 pub fn by_subject_prefix(subject: &str) -> Vec<u8> {
     let len = [subject.len().min(255) as u8];
     key(b"l/j/", &[&len, subject.as_bytes()])
+}
+
+/// Every transaction whose body is of `type_url`, oldest first. Type names are at most 256
+/// bytes, so their length takes two bytes.
+pub fn by_type_prefix(type_url: &str) -> Vec<u8> {
+    let len = (type_url.len().min(usize::from(u16::MAX)) as u16).to_be_bytes();
+    key(b"l/y/", &[&len, type_url.as_bytes()])
 }
 
 /// The (signer, nonce) pair's entry.
@@ -150,7 +176,7 @@ pub struct IndexEntry {
 }
 
 /// Every index entry of `block` (not the block itself): its hash both ways, and each
-/// transaction by id, signer, subject and (signer, nonce).
+/// transaction by id, signer, subject, body type and (signer, nonce).
 pub fn index_block(block: &Block) -> Vec<IndexEntry> {
     let height = block.header.height;
     let hash = block.hash();
@@ -189,6 +215,12 @@ pub fn index_block(block: &Block) -> Vec<IndexEntry> {
                 value: id.clone(),
             });
         }
+        let mut by_type = by_type_prefix(&tx.body().type_url);
+        by_type.extend_from_slice(&location);
+        out.push(IndexEntry {
+            key: by_type,
+            value: id.clone(),
+        });
         out.push(IndexEntry {
             key: nonce(tx.signer(), tx.nonce()),
             value: id,
@@ -236,5 +268,15 @@ mod tests {
         let short = by_subject_prefix("citizen:1");
         let long = by_subject_prefix("citizen:12");
         assert!(!long.starts_with(&short));
+    }
+
+    #[test]
+    fn a_type_is_never_a_prefix_of_another_types_entries() {
+        let short = by_type_prefix("citychain.licence.v1.Read");
+        let long = by_type_prefix("citychain.licence.v1.ReadQuery");
+        assert!(!long.starts_with(&short));
+        // 256 bytes fit the two-byte length.
+        let longest = "t".repeat(256);
+        assert_eq!(&by_type_prefix(&longest)[4..6], &[1, 0]);
     }
 }
