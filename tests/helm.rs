@@ -683,6 +683,23 @@ async fn serve_and_probe(net: &Network, resources: &[Resource], service: &str) {
         )
         .set(&format!("{service}.data_dir"), data.display().to_string())
         .set("nats.urls", net.nats.url());
+    let user = match service {
+        "consensus" => {
+            citychain_bus::access::validator_user(&net.net.genesis.validators[3].to_string())
+        }
+        other => other.to_owned(),
+    };
+    let nats = net.nats.user(&user);
+    loader = loader
+        .set(
+            "nats.nkey_seed_file",
+            nats.nkey_seed_file.expect("a seed").display().to_string(),
+        )
+        .set("nats.client_name", nats.client_name.as_str())
+        .set(
+            "nats.inbox_prefix",
+            nats.inbox_prefix.expect("an inbox").as_str(),
+        );
     match service {
         "consensus" => {
             // The last validator of genesis; the harness runs the other three.

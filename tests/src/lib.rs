@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use citychain_bus::{BusConfig, StreamsConfig, connect, ensure_streams};
+use citychain_bus::{StreamsConfig, connect, ensure_streams};
 use citychain_client::{LedgerClient, Signer};
 use citychain_consensus::{ConsensusSection, Status, ValidatorSetup};
 use citychain_governance::{Action, ProposalId, approve_body, propose_body};
@@ -21,7 +21,7 @@ use citychain_runtime::{ConfigLoader, ServiceConfig, Shutdown};
 use citychain_store::EmbeddedStore;
 use citychain_testkit::genesis::TestNetwork;
 use citychain_testkit::grpc::free_addr;
-use citychain_testkit::nats::NatsServer;
+use citychain_testkit::nats::{NatsServer, NatsServerBuilder};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -102,11 +102,17 @@ async fn open(path: PathBuf) -> EmbeddedStore {
 impl Network {
     /// Starts nats-server and writes genesis for `net`; nothing else runs yet.
     pub async fn new(net: TestNetwork) -> Network {
-        let nats = NatsServer::start().await.expect("nats-server starts");
-        let bus = connect(&BusConfig::with_url(nats.url()))
-            .await
-            .expect("connect");
+        Network::with_nats(net, |builder| builder).await
+    }
+
+    /// [`Network::new`], with users of the test's own added to the nats-server by `more`.
+    pub async fn with_nats(
+        net: TestNetwork,
+        more: impl FnOnce(NatsServerBuilder) -> NatsServerBuilder,
+    ) -> Network {
         let streams = StreamsConfig::new(net.genesis.chain_id.as_str()).unwrap();
+        let nats = citychain_testkit::nats::for_network(&net, &streams, more).await;
+        let bus = connect(&nats.operator()).await.expect("connect");
         ensure_streams(&bus, &streams).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         net.write_to(dir.path()).unwrap();
@@ -142,9 +148,13 @@ impl Network {
             },
             streams: self.streams.clone(),
         };
-        let bus = connect(&BusConfig::with_url(self.nats.url()))
-            .await
-            .unwrap();
+        let bus = connect(
+            &self
+                .nats
+                .user(&citychain_testkit::nats::validator_user(&self.net, i)),
+        )
+        .await
+        .unwrap();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let status: Arc<Mutex<Status>> = Arc::default();
         let task = tokio::spawn(async move {
@@ -166,11 +176,17 @@ impl Network {
         }
     }
 
-    /// A fresh NATS connection.
+    /// Whether validator `i` was started and its task is still running (a validator that
+    /// fails ends its task).
+    pub fn validator_running(&self, i: usize) -> bool {
+        self.validators[i]
+            .as_ref()
+            .is_some_and(|(_, task)| !task.is_finished())
+    }
+
+    /// A fresh NATS connection as the operator.
     pub async fn bus(&self) -> citychain_bus::Bus {
-        connect(&BusConfig::with_url(self.nats.url()))
-            .await
-            .unwrap()
+        connect(&self.nats.operator()).await.unwrap()
     }
 
     /// The last height on CHAIN.
@@ -222,14 +238,13 @@ genesis = "{genesis}"
 data_dir = "{data}"
 {own}
 [nats]
-urls = ["{nats}"]
-request_timeout = "2s"
+{nats}request_timeout = "2s"
 "#,
             name = service.name(),
             grpc = self.addr(service),
             genesis = self.dir.path().join("genesis.json").display(),
             data = self.dir.path().join(data).display(),
-            nats = self.nats.url(),
+            nats = self.nats.user(service.name()).to_toml(),
         )
     }
 

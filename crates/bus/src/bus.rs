@@ -186,6 +186,9 @@ async fn options(config: &BusConfig) -> Result<ConnectOptions, BusError> {
         }
     }
 
+    if let Some(prefix) = &config.inbox_prefix {
+        options = options.custom_inbox_prefix(prefix);
+    }
     let backoff = config.reconnect.clone();
     let max_reconnects = backoff.max_reconnects;
     Ok(options

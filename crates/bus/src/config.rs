@@ -9,6 +9,7 @@
 //! tls_ca_file = "/etc/citychain/ca.pem"
 //! require_tls = true
 //! client_name = "ledger-0"
+//! inbox_prefix = "_INBOX_ledger"
 //! connect_timeout = "5s"
 //! reconnect = { initial = "100ms", max = "5s" }
 //! ```
@@ -40,6 +41,9 @@ pub struct BusConfig {
     pub require_tls: bool,
     /// The name this client shows in the server's connection list.
     pub client_name: String,
+    /// Where replies to this client's requests arrive (`<prefix>.>`); a NATS user may only
+    /// subscribe on its own inbox, `_INBOX_<user>` (see [`crate::access`]).
+    pub inbox_prefix: Option<String>,
     /// Bound on establishing one connection; the first connect tries each URL once, so it fails
     /// after at most this long per URL.
     #[serde(with = "human_duration")]
@@ -62,6 +66,7 @@ impl Default for BusConfig {
             tls_client_key_file: None,
             require_tls: false,
             client_name: "citychain".to_owned(),
+            inbox_prefix: None,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             reconnect: ReconnectBackoff::default(),
@@ -76,6 +81,29 @@ impl BusConfig {
             urls: vec![url.into()],
             ..Self::default()
         }
+    }
+}
+
+impl BusConfig {
+    /// The fields of a `[nats]` table that say where NATS is and who connects (URLs, nkey seed
+    /// file, client name, inbox), as TOML lines; harnesses that write service configurations
+    /// add their own lines after them.
+    pub fn to_toml(&self) -> String {
+        let mut out = format!("urls = {:?}\n", self.urls);
+        if let Some(seed) = &self.nkey_seed_file {
+            out.push_str(&format!(
+                "nkey_seed_file = {:?}\n",
+                seed.display().to_string()
+            ));
+        }
+        if let Some(creds) = &self.creds_file {
+            out.push_str(&format!("creds_file = {:?}\n", creds.display().to_string()));
+        }
+        out.push_str(&format!("client_name = {:?}\n", self.client_name));
+        if let Some(prefix) = &self.inbox_prefix {
+            out.push_str(&format!("inbox_prefix = {prefix:?}\n"));
+        }
+        out
     }
 }
 
@@ -210,5 +238,14 @@ mod tests {
         assert_eq!(empty, BusConfig::default());
         assert!(toml::from_str::<BusConfig>("connect_timeout = \"soon\"").is_err());
         assert!(toml::from_str::<BusConfig>("no_such_field = 1").is_err());
+
+        let user = BusConfig {
+            nkey_seed_file: Some(PathBuf::from("/keys/ledger.nk")),
+            client_name: "ledger".into(),
+            inbox_prefix: Some("_INBOX_ledger".into()),
+            ..BusConfig::with_url("nats://a:4222")
+        };
+        let back: BusConfig = toml::from_str(&user.to_toml()).unwrap();
+        assert_eq!(back, user);
     }
 }

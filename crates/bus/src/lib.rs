@@ -22,6 +22,7 @@
 //! JetStream carries data between services; it is not the last line of defence (DESIGN §5).
 //! Consumers still check heights and hashes, and repair gaps with [`Bus::get_message`].
 //!
+//! * [`access`]: the permission table: one NATS user per validator and per service.
 //! * [`Bus::object_store`] and [`Bus::kv`]: JetStream object store and key-value buckets, for
 //!   sealed record payloads and the keys that open them.
 //! * [`Bus::tail`]: a stream read in order without acknowledgements, to keep a view of it.
@@ -29,6 +30,7 @@
 //! * [`local`]: a local nats-server process (JetStream on, free port, temporary store) for
 //!   development, benchmarks and tests.
 
+pub mod access;
 mod bus;
 mod config;
 mod consumer;
@@ -52,7 +54,8 @@ pub use publish::Appended;
 pub use read::{StoredMessage, StreamState};
 pub use request::{Request, Responder};
 pub use streams::{
-    EnsuredStream, StreamKind, StreamSettings, StreamsConfig, connect_to_chain, ensure_streams,
+    EnsuredStream, StreamKind, StreamSettings, StreamsConfig, StreamsUse, connect_to_chain,
+    ensure_streams, wait_for_streams,
 };
 pub use tail::{Tail, TailMessage};
 

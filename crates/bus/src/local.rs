@@ -8,13 +8,24 @@
 //! [`NatsServer::restart`]. Dropping the handle kills the process and reaps it, so a failing
 //! test or an interrupted benchmark leaves neither a running server nor a zombie behind.
 //!
+//! Authentication is always on: the server knows an nkey per user and refuses any other
+//! connection. Every server has the `operator` user, which may do anything; a chain's servers
+//! add one user per validator and per service with the permissions of [`crate::access`].
+//! [`NatsServer::user`] gives the [`BusConfig`] that connects as a user.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), citychain_bus::local::NatsServerError> {
+//! use citychain_bus::access::Role;
 //! use citychain_bus::local::NatsServer;
+//! use citychain_bus::{StreamsConfig, connect};
 //!
-//! let server = NatsServer::start().await?;
-//! let client = async_nats::connect(server.url()).await.expect("connect");
-//! # drop(client);
+//! let streams = StreamsConfig::new("city-main").expect("a valid chain id");
+//! let server = NatsServer::builder()
+//!     .chain_users(&streams, [("ledger".to_owned(), Role::Ledger)])
+//!     .start()
+//!     .await?;
+//! let ledger = connect(&server.user("ledger")).await.expect("connect");
+//! # drop(ledger);
 //! // A server with a config file, for limits that have no command-line flag.
 //! let big = NatsServer::builder().config("max_payload: 8MB").start().await?;
 //! # drop(big);
@@ -30,6 +41,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use crate::access::{self, Permissions, Role, User};
+use crate::config::BusConfig;
+use crate::streams::StreamsConfig;
+
+/// The user every local server has, with every permission.
+pub const OPERATOR_USER: &str = "operator";
 
 /// Environment variable naming the `nats-server` binary to run; `PATH` is searched otherwise.
 pub const NATS_SERVER_BIN_ENV: &str = "NATS_SERVER_BIN";
@@ -110,6 +128,7 @@ pub struct NatsServerBuilder {
     startup_timeout: Duration,
     store_dir: Option<PathBuf>,
     port: Option<u16>,
+    users: Vec<(String, String, Permissions)>,
 }
 
 impl Default for NatsServerBuilder {
@@ -122,6 +141,7 @@ impl Default for NatsServerBuilder {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             store_dir: None,
             port: None,
+            users: Vec::new(),
         }
     }
 }
@@ -181,6 +201,32 @@ impl NatsServerBuilder {
         self
     }
 
+    /// Adds users of the given roles on `streams`' chain, with the permissions of
+    /// [`crate::access::permissions`]; e.g. `("ledger", Role::Ledger)` or
+    /// `(access::validator_user("dept.tax"), Role::Validator)`.
+    pub fn chain_users<I>(mut self, streams: &StreamsConfig, users: I) -> Self
+    where
+        I: IntoIterator<Item = (String, Role)>,
+    {
+        for (name, role) in users {
+            let permissions = access::permissions(role, &name, streams);
+            self.users.push((name, role.name().to_owned(), permissions));
+        }
+        self
+    }
+
+    /// Adds a user with hand-made permissions (a test's intruder, say); `what` says what it
+    /// is for in the configuration file.
+    pub fn custom_user(
+        mut self,
+        name: impl Into<String>,
+        what: impl Into<String>,
+        permissions: Permissions,
+    ) -> Self {
+        self.users.push((name.into(), what.into(), permissions));
+        self
+    }
+
     /// Starts the server and waits until it accepts connections.
     pub async fn start(self) -> Result<NatsServer, NatsServerError> {
         let binary = match self.binary.clone() {
@@ -202,17 +248,19 @@ impl NatsServerBuilder {
             path: store_dir.clone(),
             source,
         })?;
-        let config_file = match &self.config {
-            Some(text) => {
-                let path = dir.path().join("nats-server.conf");
-                std::fs::write(&path, text).map_err(|source| NatsServerError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                Some(path)
-            }
-            None => None,
-        };
+        let (users, seeds) = make_users(dir.path(), &self.users)?;
+        let mut text = access::server_config(&users);
+        if let Some(extra) = &self.config {
+            text.push('\n');
+            text.push_str(extra);
+            text.push('\n');
+        }
+        let config_path = dir.path().join("nats-server.conf");
+        std::fs::write(&config_path, text).map_err(|source| NatsServerError::Io {
+            path: config_path.clone(),
+            source,
+        })?;
+        let config_file = Some(config_path);
 
         let mut server = NatsServer {
             binary,
@@ -223,6 +271,7 @@ impl NatsServerBuilder {
             child: None,
             launches: 0,
             log_file: PathBuf::new(),
+            seeds,
             dir,
         };
 
@@ -271,6 +320,7 @@ pub struct NatsServer {
     child: Option<Child>,
     launches: u32,
     log_file: PathBuf,
+    seeds: std::collections::BTreeMap<String, PathBuf>,
     dir: TempDir,
 }
 
@@ -288,6 +338,36 @@ impl NatsServer {
     /// The client URL, `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// How to connect as `user` (one of the builder's users, or [`OPERATOR_USER`]): this
+    /// server's URL, the user's nkey seed file, its name and its inbox.
+    ///
+    /// # Panics
+    /// If the server has no such user: a harness asked for a user it did not declare.
+    pub fn user(&self, user: &str) -> BusConfig {
+        let seed = self.seed_file(user).unwrap_or_else(|| {
+            panic!(
+                "the local nats-server has no user {user:?}; it has {:?}",
+                self.seeds.keys().collect::<Vec<_>>()
+            )
+        });
+        BusConfig {
+            nkey_seed_file: Some(seed.to_path_buf()),
+            client_name: user.to_owned(),
+            inbox_prefix: Some(access::inbox_prefix(user)),
+            ..BusConfig::with_url(self.url())
+        }
+    }
+
+    /// How to connect as the operator, who may do anything.
+    pub fn operator(&self) -> BusConfig {
+        self.user(OPERATOR_USER)
+    }
+
+    /// The nkey seed file of `user`, if the server has that user.
+    pub fn seed_file(&self, user: &str) -> Option<&Path> {
+        self.seeds.get(user).map(PathBuf::as_path)
     }
 
     /// The client port; it stays the same across restarts.
@@ -451,6 +531,56 @@ impl Drop for NatsServer {
     }
 }
 
+/// Makes an nkey for the operator and for each of `wanted`, writes each seed to
+/// `DIR/users/<name>.nk` (readable by the owner only) and returns the users and seed files.
+#[allow(clippy::type_complexity)]
+fn make_users(
+    dir: &Path,
+    wanted: &[(String, String, Permissions)],
+) -> Result<(Vec<User>, std::collections::BTreeMap<String, PathBuf>), NatsServerError> {
+    let users_dir = dir.join("users");
+    std::fs::create_dir_all(&users_dir).map_err(|source| NatsServerError::Io {
+        path: users_dir.clone(),
+        source,
+    })?;
+    let operator = (
+        OPERATOR_USER.to_owned(),
+        Role::Operator.name().to_owned(),
+        access::operator_permissions(),
+    );
+    let mut users = Vec::new();
+    let mut seeds = std::collections::BTreeMap::new();
+    for (name, role, permissions) in std::iter::once(&operator).chain(wanted) {
+        let key = nkeys::KeyPair::new_user();
+        let seed = key.seed().expect("a generated key has its seed");
+        let path = users_dir.join(format!("{name}.nk"));
+        write_secret(&path, &seed).map_err(|source| NatsServerError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        users.push(User {
+            name: name.clone(),
+            nkey: key.public_key(),
+            role: role.clone(),
+            permissions: permissions.clone(),
+        });
+        seeds.insert(name.clone(), path);
+    }
+    Ok((users, seeds))
+}
+
+fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
 fn kill_and_reap(child: &mut Child) {
     // Killing an exited process fails harmlessly; wait() reaps it either way.
     let _ = child.kill();
@@ -492,8 +622,16 @@ fn find_binary() -> Result<PathBuf, NatsServerError> {
 mod tests {
     use super::*;
 
-    async fn stream_messages(url: &str) -> u64 {
-        let client = async_nats::connect(url).await.expect("connect");
+    async fn operator_client(server: &NatsServer) -> async_nats::Client {
+        let seed = std::fs::read_to_string(server.seed_file(OPERATOR_USER).unwrap()).unwrap();
+        async_nats::ConnectOptions::with_nkey(seed)
+            .connect(server.url())
+            .await
+            .expect("the operator connects")
+    }
+
+    async fn stream_messages(server: &NatsServer) -> u64 {
+        let client = operator_client(server).await;
         let js = async_nats::jetstream::new(client);
         let mut stream = js.get_stream("T").await.expect("stream exists");
         stream.info().await.expect("stream info").state.messages
@@ -504,7 +642,7 @@ mod tests {
         let mut server = NatsServer::start().await.expect("server starts");
         assert_eq!(server.url(), format!("nats://127.0.0.1:{}", server.port()));
 
-        let client = async_nats::connect(server.url()).await.expect("connect");
+        let client = operator_client(&server).await;
         let js = async_nats::jetstream::new(client.clone());
         js.create_stream(async_nats::jetstream::stream::Config {
             name: "T".into(),
@@ -523,12 +661,12 @@ mod tests {
         let port = server.port();
         server.restart().await.expect("restart");
         assert_eq!(server.port(), port, "restart keeps the port");
-        assert_eq!(stream_messages(&server.url()).await, 1, "data persists");
+        assert_eq!(stream_messages(&server).await, 1, "data persists");
 
         server.kill();
         assert!(!server.is_running());
         server.start_again().await.expect("start after kill");
-        assert_eq!(stream_messages(&server.url()).await, 1);
+        assert_eq!(stream_messages(&server).await, 1);
 
         let pid = server.pid().expect("running");
         let store = server.store_dir().to_path_buf();
@@ -547,8 +685,24 @@ mod tests {
             .start()
             .await
             .expect("server starts");
-        let client = async_nats::connect(server.url()).await.expect("connect");
+        let client = operator_client(&server).await;
         assert_eq!(client.server_info().max_payload, 2 * 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn a_client_without_credentials_is_refused() {
+        let server = NatsServer::start().await.expect("server starts");
+        let refused = async_nats::ConnectOptions::new()
+            .max_reconnects(Some(1))
+            .connect(server.url())
+            .await;
+        assert!(refused.is_err(), "an anonymous client connected");
+        let stranger = nkeys::KeyPair::new_user().seed().unwrap();
+        let refused = async_nats::ConnectOptions::with_nkey(stranger)
+            .max_reconnects(Some(1))
+            .connect(server.url())
+            .await;
+        assert!(refused.is_err(), "an unknown nkey connected");
     }
 
     #[tokio::test]

@@ -191,6 +191,11 @@ impl StreamsConfig {
         format!("{}_{}_{}", self.name_prefix, self.chain_id, kind.suffix())
     }
 
+    /// `citychain.<chain_id>`: the prefix of every subject of this chain.
+    pub fn chain_subject_prefix(&self) -> String {
+        format!("{}.{}", self.subject_prefix, self.chain_id)
+    }
+
     /// `citychain.<chain_id>.mempool`: where transactions are submitted.
     pub fn mempool_subject(&self) -> String {
         format!("{}.{}.mempool", self.subject_prefix, self.chain_id)
@@ -354,14 +359,25 @@ pub struct EnsuredStream {
     pub created: bool,
 }
 
+/// Whether a process creates the chain's streams or only uses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamsUse {
+    /// Creates the streams, or updates them to this configuration (validators do).
+    Manage,
+    /// Waits until the streams exist (platform services, which may not change them).
+    Follow,
+}
+
 /// What a service does first on NATS: connects (named `default_name` unless the
-/// configuration names the client, so the server's connection list tells services apart) and
-/// creates or updates chain `chain_id`'s streams with `replicas` replicas.
+/// configuration names the client, so the server's connection list tells services apart) and,
+/// as `usage` says, creates or updates chain `chain_id`'s streams with `replicas` replicas, or
+/// waits until they exist.
 pub async fn connect_to_chain(
     config: &crate::config::BusConfig,
     default_name: &str,
     chain_id: &str,
     replicas: usize,
+    usage: StreamsUse,
 ) -> Result<(Bus, StreamsConfig), BusError> {
     let mut config = config.clone();
     if config.client_name == crate::config::BusConfig::default().client_name {
@@ -369,8 +385,55 @@ pub async fn connect_to_chain(
     }
     let bus = crate::bus::connect(&config).await?;
     let streams = StreamsConfig::new(chain_id)?.with_replicas(replicas);
-    ensure_streams(&bus, &streams).await?;
+    match usage {
+        StreamsUse::Manage => {
+            ensure_streams(&bus, &streams).await?;
+        }
+        StreamsUse::Follow => wait_for_streams(&bus, &streams).await?,
+    }
     Ok((bus, streams))
+}
+
+/// How often [`wait_for_streams`] looks again, and how often it says it is still waiting.
+const STREAM_POLL: Duration = Duration::from_millis(250);
+const STREAM_WAIT_NOTE: Duration = Duration::from_secs(5);
+
+/// Waits until the chain's three streams exist (validators create them), saying every few
+/// seconds what it waits for. Fails on any answer but "not found".
+pub async fn wait_for_streams(bus: &Bus, config: &StreamsConfig) -> Result<(), BusError> {
+    let js = bus.jetstream();
+    let started = std::time::Instant::now();
+    let mut noted = Duration::ZERO;
+    for kind in StreamKind::ALL {
+        let name = config.stream_name(kind);
+        loop {
+            match js.get_stream(&name).await {
+                Ok(_) => break,
+                Err(err) => match err.kind() {
+                    GetStreamErrorKind::JetStream(js_err)
+                        if js_err.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+                    {
+                        if started.elapsed() >= noted + STREAM_WAIT_NOTE {
+                            noted = started.elapsed();
+                            tracing::info!(
+                                stream = %name,
+                                waited_s = noted.as_secs(),
+                                "waiting for the stream: the validators create it"
+                            );
+                        }
+                        tokio::time::sleep(STREAM_POLL).await;
+                    }
+                    _ => {
+                        return Err(BusError::Stream {
+                            stream: name,
+                            reason: format!("look-up failed: {err}"),
+                        });
+                    }
+                },
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates the chain's three streams, or updates them to `config` if they exist. Safe to call

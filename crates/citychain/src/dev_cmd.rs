@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use citychain_bus::access;
 use citychain_bus::local::NatsServer;
 use citychain_kernel::genesis::{build_genesis, department_plans, sample_member_plans};
 use citychain_kernel::{Genesis, KeyPair};
@@ -85,6 +86,10 @@ pub struct Endpoints {
     pub chain_id: String,
     /// The nats-server's URL.
     pub nats: String,
+    /// The nkey seed file of the server's `operator` user, who may do anything (the server
+    /// refuses connections without a known nkey).
+    #[serde(default)]
+    pub nats_operator_seed: String,
     /// Every service by name (`consensus-<member>`, `ledger`).
     pub services: BTreeMap<String, Endpoint>,
 }
@@ -172,18 +177,30 @@ async fn dev(args: DevArgs) -> Result<()> {
     check_ports(args.base_port, &services)?;
 
     eprintln!("[dev] starting nats-server on port {}", args.base_port);
+    // A user per validator and per service, each with only its own permissions; new nkeys on
+    // every start (the configurations written below name them).
+    let streams = citychain_bus::StreamsConfig::new(genesis.chain_id.as_str())?;
+    let members: Vec<String> = genesis.validators.iter().map(|m| m.to_string()).collect();
     let mut nats = NatsServer::builder()
         .store_dir(home.join("nats"))
         .port(args.base_port)
+        .chain_users(
+            &streams,
+            access::chain_users(members.iter().map(String::as_str)),
+        )
         .start()
         .await
         .context("cannot start nats-server")?;
-    write_configs(&home, &nats.url(), &services)?;
+    write_configs(&home, &nats, &services)?;
 
     let exe = std::env::current_exe().context("cannot find the citychain binary")?;
     let endpoints = Arc::new(Mutex::new(Endpoints {
         chain_id: genesis.chain_id.to_string(),
         nats: nats.url(),
+        nats_operator_seed: nats
+            .seed_file(citychain_bus::local::OPERATOR_USER)
+            .map(|path| path.display().to_string())
+            .unwrap_or_default(),
         services: services
             .iter()
             .map(|s| {
@@ -358,11 +375,15 @@ fn check_ports(base: u16, services: &[Service]) -> Result<()> {
 }
 
 /// Writes each service's TOML configuration under `HOME/config/`.
-fn write_configs(home: &Path, nats: &str, services: &[Service]) -> Result<()> {
+fn write_configs(home: &Path, nats: &NatsServer, services: &[Service]) -> Result<()> {
     let dir = home.join("config");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let genesis_file = home.join("genesis.json");
     for service in services {
+        let user = match service.name.strip_prefix("consensus-") {
+            Some(member) => access::validator_user(member),
+            None => service.name.clone(),
+        };
         let own = match service.name.strip_prefix("consensus-") {
             Some(member) => format!(
                 "[consensus]\nvalidator_key = {key:?}\ndata_dir = {data:?}\nheartbeat_ms = 1000\n",
@@ -383,10 +404,11 @@ fn write_configs(home: &Path, nats: &str, services: &[Service]) -> Result<()> {
         let text = format!(
             "# Written by `citychain dev`; rewritten on every start.\n\
              [grpc]\nlisten = \"{grpc}\"\n\n[metrics]\nlisten = \"{metrics}\"\n\n\
-             [chain]\ngenesis = {genesis:?}\n\n{own}\n[nats]\nurls = [\"{nats}\"]\n",
+             [chain]\ngenesis = {genesis:?}\n\n{own}\n[nats]\n{nats}",
             grpc = service.grpc,
             metrics = service.metrics,
             genesis = genesis_file,
+            nats = nats.user(&user).to_toml(),
         );
         let path = dir.join(format!("{}.toml", service.name));
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;

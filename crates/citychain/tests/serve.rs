@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use citychain_bus::access;
 use citychain_bus::{Bus, BusConfig, HeaderMap, StreamsConfig, connect, ensure_streams};
 use citychain_kernel::{Height, SignedTx, SigningKey, TxBody};
 use citychain_proto::citychain::consensus::v1::GetStatusRequest;
 use citychain_proto::citychain::consensus::v1::GetStatusResponse;
 use citychain_proto::citychain::consensus::v1::consensus_service_client::ConsensusServiceClient;
 use citychain_testkit::genesis::{TestNetwork, network};
-use citychain_testkit::nats::NatsServer;
+use citychain_testkit::nats::{self, NatsServer};
 use citychain_testkit::reflection::{Version, list_services};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -204,9 +205,10 @@ struct Network {
 impl Network {
     async fn new() -> Network {
         eprintln!("test network seed {SEED}");
-        let nats = NatsServer::start().await.expect("nats-server starts");
         let dir = tempfile::tempdir().unwrap();
         let net = network(4, SEED);
+        let streams = StreamsConfig::new(net.genesis.chain_id.as_str()).unwrap();
+        let nats = nats::for_network(&net, &streams, |builder| builder).await;
         let genesis = net.write_to(dir.path()).expect("genesis written");
         let validators = net
             .genesis
@@ -221,7 +223,7 @@ impl Network {
                     &genesis,
                     &dir.path().join("keys").join(format!("{member}.json")),
                     &dir.path().join("data").join(&member),
-                    &nats.url(),
+                    &nats.user(&access::validator_user(&member)),
                     grpc,
                     metrics,
                 );
@@ -348,7 +350,7 @@ fn validator_config(
     genesis: &Path,
     key: &Path,
     data: &Path,
-    nats: &str,
+    nats: &BusConfig,
     grpc: SocketAddr,
     metrics: SocketAddr,
 ) -> String {
@@ -375,11 +377,11 @@ data_dir = "{data}"
 heartbeat_ms = 300
 
 [nats]
-urls = ["{nats}"]
-"#,
+{nats}"#,
         genesis = genesis.display(),
         key = key.display(),
         data = data.display(),
+        nats = nats.to_toml(),
     )
 }
 
@@ -396,9 +398,7 @@ async fn n4_validator_processes_commit_and_a_restarted_one_catches_up() {
     for i in 0..4 {
         network.wait_serving(i).await;
     }
-    let bus = connect(&BusConfig::with_url(network.nats.url()))
-        .await
-        .unwrap();
+    let bus = connect(&network.nats.operator()).await.unwrap();
     let streams = StreamsConfig::new(network.net.genesis.chain_id.as_str()).unwrap();
     ensure_streams(&bus, &streams).await.unwrap();
 
@@ -480,7 +480,7 @@ fn write_config(dir: &Path, body_after: &str) -> PathBuf {
         &genesis,
         &dir.join("keys").join(format!("{member}.json")),
         &dir.join("data"),
-        "nats://127.0.0.1:1",
+        &BusConfig::with_url("nats://127.0.0.1:1"),
         free_addr(),
         free_addr(),
     );

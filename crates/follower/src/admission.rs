@@ -38,7 +38,7 @@ impl From<AdmissionError> for tonic::Status {
     /// The caller's faults are INVALID_ARGUMENT (bad bytes), FAILED_PRECONDITION (expiry) or
     /// PERMISSION_DENIED (signer); a NATS failure is ours, UNAVAILABLE, and is logged.
     fn from(err: AdmissionError) -> tonic::Status {
-        let message = err.to_string();
+        let message = citychain_runtime::grpc::short_message(err.to_string());
         match err {
             AdmissionError::Empty | AdmissionError::Transaction(_) => {
                 tonic::Status::invalid_argument(message)

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use citychain_bus::{Bus, BusConfig, BusError, StreamsConfig, connect_to_chain};
+use citychain_bus::{Bus, BusConfig, BusError, StreamsConfig, StreamsUse, connect_to_chain};
 use citychain_kernel::Genesis;
 use citychain_runtime::config::{GrpcConfig, MetricsConfig};
 use citychain_runtime::process::{
@@ -116,6 +116,7 @@ impl ChainService {
             &format!("citychain-{}", spec.name),
             genesis.chain_id.as_str(),
             spec.stream_replicas,
+            StreamsUse::Follow,
         )
         .await
         .map_err(ServiceError::Nats)?;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use citychain_bus::{Bus, BusConfig, HeaderMap, StreamsConfig, connect, ensure_streams};
+use citychain_bus::{Bus, HeaderMap, StreamsConfig, connect, ensure_streams};
 use citychain_follower::{
     AuditedBlock, ChainProjection, Follower, FollowerConfig, Shared, read_checkpoint,
 };
@@ -86,7 +86,7 @@ async fn follow_to(follower: Follower<EmbeddedStore, Seen>, shared: &Arc<Shared>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_follower_resumes_from_the_checkpoint_and_applies_each_block_once() {
     let nats = NatsServer::start().await.unwrap();
-    let bus = connect(&BusConfig::with_url(nats.url())).await.unwrap();
+    let bus = connect(&nats.operator()).await.unwrap();
     let net = network(4, SEED);
     let blocks = ChainBuilder::new(&net, SEED).txs_per_block(1, 3).build(6);
     let streams = StreamsConfig::new(net.genesis.chain_id.as_str()).unwrap();

@@ -79,6 +79,15 @@ pub enum SignatureError {
         /// Hex of the key.
         key: String,
     },
+    /// The public key bytes decode to a point but are not its canonical encoding.
+    #[error("public key {key} is not the canonical encoding of its point and is refused")]
+    NonCanonicalKey {
+        /// Hex of the key.
+        key: String,
+    },
+    /// The signature's R component decodes to a point but is not its canonical encoding.
+    #[error("signature R component is not the canonical encoding of its point and is refused")]
+    NonCanonicalR,
     /// The signature's R component has small order.
     #[error("signature R component has small order and is refused")]
     SmallOrderR,

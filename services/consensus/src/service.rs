@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use citychain_bus::{BusError, connect_to_chain};
+use citychain_bus::{BusError, StreamsUse, connect_to_chain};
 use citychain_kernel::{Genesis, KeyError, KeyPair};
 use citychain_proto::citychain::consensus::v1::consensus_service_server::ConsensusServiceServer;
 use citychain_runtime::config::ServiceConfig;
@@ -119,6 +119,7 @@ pub async fn serve(
         &format!("citychain-consensus-{}", identity.member_id),
         genesis.chain_id.as_str(),
         own.consensus.stream_replicas,
+        StreamsUse::Manage,
     )
     .await
     .map_err(ServiceError::Nats)?;

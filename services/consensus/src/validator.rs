@@ -34,8 +34,8 @@ use citychain_consensus_domain::{
 use citychain_governance::{AuditError, ChainAuditor, Registry};
 use citychain_kernel::block::tx_root;
 use citychain_kernel::{
-    Block, BlockHeader, CommitCertificate, Genesis, Height, PublicKey, SignedTx, SigningKey, TxId,
-    ValidatorSet, tx::verify_transaction_refs,
+    Block, BlockHash, BlockHeader, CommitCertificate, Genesis, Height, PublicKey, SignedTx,
+    SigningKey, TxId, ValidatorSet, tx::verify_transaction_refs,
 };
 use citychain_store::Store;
 use futures::StreamExt;
@@ -68,17 +68,6 @@ pub enum ValidatorError {
     /// The stored governance registry does not decode or does not fit the stored chain.
     #[error("stored governance registry: {0}")]
     Registry(String),
-    /// CHAIN holds another block at a height this validator decided: a fork, which the
-    /// protocol excludes while at most f validators are faulty.
-    #[error("CHAIN holds block {found} at height {height}, this validator decided {ours}")]
-    Fork {
-        /// The height.
-        height: u64,
-        /// The id found in CHAIN.
-        found: String,
-        /// The block decided here.
-        ours: String,
-    },
     /// The key is not one of the validators.
     #[error("key {0} is not a validator of this chain")]
     NotAValidator(PublicKey),
@@ -118,10 +107,10 @@ pub struct Subjects {
 
 impl Subjects {
     /// The subjects of `streams`' chain.
-    pub fn new(streams: &StreamsConfig, chain_id: &str) -> Result<Self, BusError> {
+    pub fn new(streams: &StreamsConfig) -> Result<Self, BusError> {
         Ok(Subjects {
-            broadcast: format!("citychain.{chain_id}.consensus.all"),
-            direct_prefix: format!("citychain.{chain_id}.consensus.to"),
+            broadcast: format!("{}.consensus.all", streams.chain_subject_prefix()),
+            direct_prefix: format!("{}.consensus.to", streams.chain_subject_prefix()),
             blocks: streams.clone(),
             evidence: streams.event_subject("consensus", "Equivocation")?,
         })
@@ -303,6 +292,8 @@ struct Engine<S: Store> {
     status: Arc<Mutex<Status>>,
     traces: TxTraces,
     commit_metrics: CommitMetrics,
+    /// The height whose CHAIN message was found not to be a block (counted once).
+    chain_gap: Option<u64>,
 }
 
 /// Runs a validator until `shutdown` resolves.
@@ -315,7 +306,7 @@ pub async fn run<S: Store + Clone + 'static>(
 ) -> Result<(), ValidatorError> {
     let key = setup.key.public_key();
     let chain_id = setup.genesis.chain_id.clone();
-    let subjects = Subjects::new(&setup.streams, chain_id.as_str())?;
+    let subjects = Subjects::new(&setup.streams)?;
     let blocks = BlockStore::new(store);
     let section = setup.section.clone();
 
@@ -338,7 +329,15 @@ pub async fn run<S: Store + Clone + 'static>(
         None => ChainAuditor::new(&setup.genesis),
     };
     let mut replay = blocks.replay_window(section.max_ttl).await?;
-    catch_up_from_chain(&bus, &setup.streams, &blocks, &mut verifier, &mut replay).await?;
+    catch_up_from_chain(
+        &bus,
+        &setup.streams,
+        &blocks,
+        &mut verifier,
+        &mut replay,
+        &key,
+    )
+    .await?;
     let tip = blocks.tip().await?;
     let validators = verifier.verifier().validators().clone();
     if validators.get(&key).is_none() {
@@ -417,6 +416,7 @@ pub async fn run<S: Store + Clone + 'static>(
     let mut engine = Engine {
         traces: TxTraces::new(section.mempool_max_txs),
         commit_metrics: CommitMetrics::new(),
+        chain_gap: None,
         own_key: key.to_string(),
         bus,
         subjects,
@@ -754,7 +754,20 @@ impl<S: Store + Clone + 'static> Engine<S> {
             &mut headers,
             carried.iter().map(|(i, cx)| (*i, cx)),
         );
-        append_to_chain(&self.bus, &self.setup.streams, &self.store, &block, headers).await?;
+        let appended =
+            append_to_chain(&self.bus, &self.setup.streams, &self.store, &block, headers).await?;
+        if let Appended::Foreign { found } = appended {
+            // Only validators may publish on CHAIN, so this is a validator's (or the server's)
+            // fault; the block stays in this store and the block service, where followers
+            // repair the gap from.
+            self.count_drop("foreign message on CHAIN");
+            tracing::error!(
+                height,
+                found = %found,
+                ours = %block.hash(),
+                "CHAIN holds something else at the height this validator decided; carrying on"
+            );
+        }
         tracing::info!(height, txs = block.txs.len(), hash = %block.hash(), "committed");
         Ok(())
     }
@@ -769,59 +782,86 @@ impl<S: Store + Clone + 'static> Engine<S> {
             return Ok(());
         }
         let message = self.bus.get_message(&stream, height).await?;
-        let Ok(block) = Block::decode(&message.payload) else {
-            return Ok(());
+        // The engine checks a decided block's certificate; a message that is not a block is
+        // replaced by the other validators' copies, which it checks the same way.
+        let candidates = match Block::decode(&message.payload) {
+            Ok(block) => vec![block],
+            // Counted and asked for once per height; consensus brings the block otherwise.
+            Err(_) if self.chain_gap == Some(height) => return Ok(()),
+            Err(err) => {
+                self.chain_gap = Some(height);
+                self.count_drop("foreign message on CHAIN");
+                tracing::error!(height, error = %err, "CHAIN's message is not a block; asking the other validators");
+                let peers = peer_keys(&self.verifier, &self.setup.key.public_key());
+                blocks_from_peers(&self.bus, &self.setup.streams, &peers, height).await
+            }
         };
-        let envelope = Envelope {
-            chain_id: self.setup.genesis.chain_id.clone(),
-            message: WireMessage::DecidedBlock(block),
-        };
-        let outputs = self.node.handle(Input::Message(envelope));
-        self.process(outputs).await
+        for block in candidates {
+            let envelope = Envelope {
+                chain_id: self.setup.genesis.chain_id.clone(),
+                message: WireMessage::DecidedBlock(block),
+            };
+            let outputs = self.node.handle(Input::Message(envelope));
+            self.process(outputs).await?;
+            if self.node.height() > height {
+                break;
+            }
+        }
+        Ok(())
     }
+}
+
+/// What [`append_to_chain`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// CHAIN holds the block at its height (appended now, or by another validator first).
+    Ours,
+    /// CHAIN holds something else at the block's height: `found` is its message id.
+    Foreign {
+        /// The message id at that sequence, or `(none)`.
+        found: String,
+    },
 }
 
 /// Appends `block` to CHAIN at sequence = height. A conflict is fine when the stream already
 /// holds this very block (another validator was first); when the stream is behind our store,
-/// the missing blocks are appended first.
+/// the missing blocks are appended first. When the stream holds something else at that
+/// height (garbage, or another block) the answer says so and nothing fails: the validator
+/// carries on and readers repair from the validators' block service.
 pub async fn append_to_chain<S: Store>(
     bus: &Bus,
     streams: &StreamsConfig,
     store: &BlockStore<S>,
     block: &Block,
     headers: HeaderMap,
-) -> Result<(), ValidatorError> {
+) -> Result<Appended, ValidatorError> {
     let subject = streams.chain_subject();
     let stream = streams.stream_name(StreamKind::Chain);
     let height = block.header.height.0;
+    let hash = block.hash().to_string();
+    let encoded = Bytes::from(block.encode());
     loop {
-        let hash = block.hash().to_string();
         match bus
             .append_expected(
                 &subject,
                 height - 1,
                 &hash,
-                block.encode().into(),
+                encoded.clone(),
                 headers.clone(),
             )
             .await
         {
-            Ok(_) => return Ok(()),
+            Ok(appended) if appended.duplicate => {
+                return chain_holds(bus, &stream, appended.sequence, &encoded, block.hash()).await;
+            }
+            Ok(_) => return Ok(Appended::Ours),
             Err(BusError::Conflict { actual, .. }) => {
                 let last = match actual {
                     Some(last) => last,
                     None => bus.stream_state(&stream).await?.last_sequence,
                 };
                 if last >= height {
-                    let found = bus.get_message(&stream, height).await?;
-                    if found.msg_id.as_deref() == Some(hash.as_str()) {
-                        return Ok(());
-                    }
-                    return Err(ValidatorError::Fork {
-                        height,
-                        found: found.msg_id.unwrap_or_default(),
-                        ours: hash,
-                    });
+                    return chain_holds(bus, &stream, height, &encoded, block.hash()).await;
                 }
                 // The stream lacks blocks below this one: append them from the store.
                 for missing in last + 1..height {
@@ -846,30 +886,86 @@ pub async fn append_to_chain<S: Store>(
     }
 }
 
-/// Verifies and stores every block CHAIN holds beyond the stored tip.
+/// Whether CHAIN's message `sequence` is the block `ours` (encoded as `encoded`). The message
+/// id is only a hint (anyone who may publish on CHAIN can claim one): what CHAIN holds is ours
+/// only if it decodes to a block with our block's hash.
+async fn chain_holds(
+    bus: &Bus,
+    stream: &str,
+    sequence: u64,
+    encoded: &Bytes,
+    ours: BlockHash,
+) -> Result<Appended, ValidatorError> {
+    let found = bus.get_message(stream, sequence).await?;
+    // Another validator's copy of the same block carries the precommits it collected, so the
+    // bytes may differ; the header hash names the block.
+    let same = found.payload == *encoded
+        || Block::decode(&found.payload).is_ok_and(|block| block.hash() == ours);
+    Ok(if same {
+        Appended::Ours
+    } else {
+        Appended::Foreign {
+            found: found.msg_id.unwrap_or_else(|| "(none)".to_owned()),
+        }
+    })
+}
+
+/// How long a validator waits for a peer's copy of a block that CHAIN holds damaged.
+const PEER_BLOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Verifies and stores every block CHAIN holds beyond the stored tip. A message that is not
+/// the next block (garbage, or a block that does not verify) is replaced by a peer's copy
+/// from the block service; when no peer has one, catching up stops there and consensus
+/// brings the validator up to date.
 async fn catch_up_from_chain<S: Store>(
     bus: &Bus,
     streams: &StreamsConfig,
     store: &BlockStore<S>,
     verifier: &mut ChainAuditor,
     replay: &mut ReplayWindow,
+    own: &PublicKey,
 ) -> Result<(), ValidatorError> {
     let stream = streams.stream_name(StreamKind::Chain);
     let last = bus.stream_state(&stream).await?.last_sequence;
     let mut height = verifier.next_height().0;
     while height <= last {
         let message = bus.get_message(&stream, height).await?;
-        let block =
-            Block::decode(&message.payload).map_err(|source| ValidatorError::Unverifiable {
-                height,
-                source: AuditError::Block {
-                    height: Height(height),
-                    source,
-                },
-            })?;
-        verifier
-            .push(&block)
-            .map_err(|source| ValidatorError::Unverifiable { height, source })?;
+        let from_chain = Block::decode(&message.payload)
+            .map_err(|e| e.to_string())
+            .and_then(|block| {
+                verifier
+                    .push(&block)
+                    .map(|_| block)
+                    .map_err(|e| e.to_string())
+            });
+        let block = match from_chain {
+            Ok(block) => block,
+            Err(why) => {
+                tracing::error!(
+                    height,
+                    reason = %why,
+                    "CHAIN's message is not the next block; asking the other validators"
+                );
+                let peers = peer_keys(verifier, own);
+                let mut repaired = None;
+                for candidate in blocks_from_peers(bus, streams, &peers, height).await {
+                    if verifier.push(&candidate).is_ok() {
+                        repaired = Some(candidate);
+                        break;
+                    }
+                }
+                match repaired {
+                    Some(block) => block,
+                    None => {
+                        tracing::warn!(
+                            height,
+                            "no validator has block {height} yet; consensus will bring it"
+                        );
+                        break;
+                    }
+                }
+            }
+        };
         if let Err((index, why)) = replay.apply_block(&block.txs, block.header.height) {
             tracing::error!(height, index, reason = %why, "CHAIN block breaks the replay window");
         }
@@ -880,6 +976,48 @@ async fn catch_up_from_chain<S: Store>(
         tracing::info!(height = height - 1, "caught up from CHAIN");
     }
     Ok(())
+}
+
+/// The keys of the validators in force, but `own`.
+fn peer_keys(verifier: &ChainAuditor, own: &PublicKey) -> Vec<PublicKey> {
+    verifier
+        .verifier()
+        .validators()
+        .validators()
+        .iter()
+        .map(|v| v.key)
+        .filter(|key| key != own)
+        .collect()
+}
+
+/// Block `height` as each of `peers` that has it returns it, decoded (not yet verified).
+async fn blocks_from_peers(
+    bus: &Bus,
+    streams: &StreamsConfig,
+    peers: &[PublicKey],
+    height: u64,
+) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    for key in peers {
+        let subject = streams.block_service_subject(&key.to_string());
+        let request = Bytes::copy_from_slice(&height.to_be_bytes());
+        match bus
+            .request(&subject, request, HeaderMap::new(), PEER_BLOCK_TIMEOUT)
+            .await
+        {
+            Ok(reply) if !reply.payload.is_empty() => match Block::decode(&reply.payload) {
+                Ok(block) => blocks.push(block),
+                Err(err) => {
+                    tracing::debug!(height, validator = %key, error = %err, "peer's block does not decode")
+                }
+            },
+            Ok(_) => tracing::debug!(height, validator = %key, "peer lacks the block"),
+            Err(err) => {
+                tracing::debug!(height, validator = %key, error = %err, "no block from peer")
+            }
+        }
+    }
+    blocks
 }
 
 /// Answers a block request: 8 bytes of height in, the encoded block (or nothing) out.

@@ -5,21 +5,31 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use citychain_bus::{BusConfig, StreamsConfig};
 use citychain_consensus::{SERVICE_NAME, ServiceError, serve};
 use citychain_runtime::{ConfigLoader, ServiceConfig, Shutdown};
 use citychain_testkit::genesis::network;
 use citychain_testkit::grpc::free_addr;
-use citychain_testkit::nats::NatsServer;
+use citychain_testkit::nats::{self, NatsServer};
 use tokio::task::JoinHandle;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 const SEED: u64 = 23;
 
+/// A nats-server with the users of the four-validator network, and how validator 0 connects.
+async fn nats_server() -> (NatsServer, BusConfig) {
+    let net = network(4, SEED);
+    let streams = StreamsConfig::new(net.genesis.chain_id.as_str()).unwrap();
+    let server = nats::for_network(&net, &streams, |builder| builder).await;
+    let user = server.user(&nats::validator_user(&net, 0));
+    (server, user)
+}
+
 /// One validator of a four-validator network (the other three never start, so it never
 /// commits, but it does start and report a height).
 fn config(
     dir: &Path,
-    nats_url: &str,
+    nats: &BusConfig,
     grpc: SocketAddr,
 ) -> ServiceConfig<citychain_consensus::ConsensusConfig> {
     let net = network(4, SEED);
@@ -40,13 +50,13 @@ genesis = "{genesis}"
 validator_key = "{key}"
 data_dir = "{data}"
 [nats]
-urls = ["{nats_url}"]
-request_timeout = "1s"
+{nats}request_timeout = "1s"
 reconnect = {{ initial = "50ms", max = "200ms" }}
 "#,
         genesis = genesis.display(),
         key = key.display(),
         data = dir.join("data").display(),
+        nats = nats.to_toml(),
     );
     ConfigLoader::new()
         .toml(text)
@@ -72,14 +82,11 @@ async fn wait_serving(grpc: SocketAddr, service: &JoinHandle<Result<(), ServiceE
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serving_once_started_and_a_shutdown_ends_the_service_cleanly() {
-    let nats = NatsServer::start().await.expect("nats-server starts");
+    let (_nats, user) = nats_server().await;
     let dir = tempfile::tempdir().unwrap();
     let grpc = free_addr();
     let shutdown = Shutdown::new();
-    let service = tokio::spawn(serve(
-        config(dir.path(), &nats.url(), grpc),
-        shutdown.clone(),
-    ));
+    let service = tokio::spawn(serve(config(dir.path(), &user, grpc), shutdown.clone()));
 
     wait_serving(grpc, &service).await;
     shutdown.trigger();
@@ -94,13 +101,10 @@ async fn serving_once_started_and_a_shutdown_ends_the_service_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validator_error_stops_the_service_with_that_error() {
-    let mut nats = NatsServer::start().await.expect("nats-server starts");
+    let (mut nats, user) = nats_server().await;
     let dir = tempfile::tempdir().unwrap();
     let grpc = free_addr();
-    let service = tokio::spawn(serve(
-        config(dir.path(), &nats.url(), grpc),
-        Shutdown::new(),
-    ));
+    let service = tokio::spawn(serve(config(dir.path(), &user, grpc), Shutdown::new()));
     wait_serving(grpc, &service).await;
 
     // Without NATS the validator cannot follow CHAIN and stops; the service stops with it.
@@ -121,7 +125,11 @@ async fn a_validator_error_stops_the_service_with_that_error() {
 async fn unreachable_nats_is_reported_with_its_url() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("nats://{}", free_addr());
-    let outcome = serve(config(dir.path(), &url, free_addr()), Shutdown::new()).await;
+    let outcome = serve(
+        config(dir.path(), &BusConfig::with_url(&url), free_addr()),
+        Shutdown::new(),
+    )
+    .await;
     let err = outcome.expect_err("no NATS, no service");
     assert!(matches!(err, ServiceError::Nats(_)), "{err:?}");
     assert!(err.to_string().contains(&url[7..]), "{err}");

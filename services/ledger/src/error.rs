@@ -58,7 +58,7 @@ impl ApiError {
 
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
-        let message = err.to_string();
+        let message = citychain_runtime::grpc::short_message(err.to_string());
         match err {
             ApiError::BadField { .. } | ApiError::Page(_) => Status::invalid_argument(message),
             ApiError::Expiry(_) => Status::failed_precondition(message),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use citychain_bus::{Bus, BusConfig, HeaderMap, StreamsConfig, connect, ensure_streams};
+use citychain_bus::{Bus, HeaderMap, StreamsConfig, connect, ensure_streams};
 use citychain_follower::{Shared, read_checkpoint};
 use citychain_kernel::{Block, Height};
 use citychain_ledger::store::PROJECTION_NAME;
@@ -59,7 +59,7 @@ async fn follow_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_block_on_chain_is_repaired_from_a_validator_and_verified() {
     let nats = NatsServer::start().await.unwrap();
-    let bus = connect(&BusConfig::with_url(nats.url())).await.unwrap();
+    let bus = connect(&nats.operator()).await.unwrap();
     let net = network(4, SEED);
     let blocks: Vec<Block> = ChainBuilder::new(&net, SEED).txs_per_block(1, 3).build(5);
     let streams = StreamsConfig::new(net.genesis.chain_id.as_str()).unwrap();
@@ -123,7 +123,7 @@ async fn a_damaged_block_on_chain_is_repaired_from_a_validator_and_verified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_no_source_vouches_for_halts_the_follower_with_an_alert() {
     let nats = NatsServer::start().await.unwrap();
-    let bus = connect(&BusConfig::with_url(nats.url())).await.unwrap();
+    let bus = connect(&nats.operator()).await.unwrap();
     let net = network(4, SEED + 1);
     let blocks: Vec<Block> = ChainBuilder::new(&net, SEED + 1)
         .txs_per_block(0, 2)

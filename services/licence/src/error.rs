@@ -86,7 +86,7 @@ impl ApiError {
 
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
-        let message = err.to_string();
+        let message = citychain_runtime::grpc::short_message(err.to_string());
         match err {
             ApiError::BadField { .. }
             | ApiError::Body(_)
@@ -94,6 +94,15 @@ impl From<ApiError> for Status {
             | ApiError::Payload(_)
             | ApiError::Page(_) => Status::invalid_argument(message),
             ApiError::Admission(err) => err.into(),
+            // Bad input is INVALID_ARGUMENT and unknown names NOT_FOUND, as docs/licence.md
+            // says; what policy refuses is PERMISSION_DENIED.
+            ApiError::Upload(UploadRejection::TooLarge { .. })
+            | ApiError::Read(ReadRefusal::SubjectMismatch { .. }) => {
+                Status::invalid_argument(message)
+            }
+            ApiError::Upload(UploadRejection::UnknownRecordType { .. })
+            | ApiError::Read(ReadRefusal::RecordNotFound { .. })
+            | ApiError::Read(ReadRefusal::UnknownRecordType { .. }) => Status::not_found(message),
             ApiError::Upload(_) | ApiError::Read(_) | ApiError::Denied(_) => {
                 Status::permission_denied(message)
             }
@@ -132,7 +141,23 @@ mod tests {
                 ApiError::Upload(UploadRejection::UnknownRecordType {
                     record_type: "x".into(),
                 }),
-                Code::PermissionDenied,
+                Code::NotFound,
+            ),
+            (
+                ApiError::Upload(UploadRejection::TooLarge { size: 9, max: 1 }),
+                Code::InvalidArgument,
+            ),
+            (
+                ApiError::Read(ReadRefusal::SubjectMismatch {
+                    record: "r".into(),
+                    actual: "citizen:1".into(),
+                    declared: "citizen:2".into(),
+                }),
+                Code::InvalidArgument,
+            ),
+            (
+                ApiError::Read(ReadRefusal::RecordNotFound { target: "r".into() }),
+                Code::NotFound,
             ),
             (
                 ApiError::Read(ReadRefusal::NotAMember),

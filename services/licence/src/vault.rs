@@ -19,11 +19,11 @@ use citychain_seal::{
 };
 use thiserror::Error;
 
-/// The object store bucket of sealed payloads.
-pub const OBJECT_BUCKET: &str = "licence-records";
+/// The object store bucket of sealed payloads (its permissions are in the bus's table).
+pub use citychain_bus::access::LICENCE_OBJECT_BUCKET as OBJECT_BUCKET;
 
 /// The key-value bucket of record keys sealed for the service.
-pub const KEY_BUCKET: &str = "licence-keys";
+pub use citychain_bus::access::LICENCE_KEY_BUCKET as KEY_BUCKET;
 
 /// The vault failed.
 #[derive(Debug, Error)]

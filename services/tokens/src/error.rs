@@ -47,7 +47,7 @@ impl From<citychain_store::StoreError> for ApiError {
 
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
-        let message = err.to_string();
+        let message = citychain_runtime::grpc::short_message(err.to_string());
         match err {
             ApiError::Account(_) | ApiError::Page(_) => Status::invalid_argument(message),
             ApiError::UnknownAccount { .. } | ApiError::NotApplied { .. } => {

@@ -26,7 +26,7 @@ pub async fn connect_to(server: &NatsServer) -> Bus {
     let config = BusConfig {
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(5),
-        ..BusConfig::with_url(server.url())
+        ..server.operator()
     };
     connect(&config).await.expect("connects")
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
+use citychain_bus::access;
 use citychain_bus::local::NatsServer;
 use citychain_bus::{Bus, BusConfig, StreamKind, StreamsConfig, connect, ensure_streams};
 use citychain_consensus::{ConsensusSection, Status, ValidatorError, ValidatorSetup};
@@ -82,13 +83,24 @@ pub struct Cluster {
 impl Cluster {
     /// Starts the nats-server, creates the streams and starts one validator per key.
     pub async fn start(chain: &Chain, section: &ConsensusSection) -> Result<Cluster> {
+        let streams = StreamsConfig::new(chain.genesis.chain_id.as_str())?;
+        // The benchmark's load comes from a ledger's user: it submits to MEMPOOL and reads CHAIN.
+        let members: Vec<String> = chain
+            .genesis
+            .validators
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
         let nats = NatsServer::builder()
             .config(MAX_PAYLOAD)
+            .chain_users(
+                &streams,
+                access::chain_users(members.iter().map(String::as_str)),
+            )
             .start()
             .await
             .context("cannot start a local nats-server")?;
-        let streams = StreamsConfig::new(chain.genesis.chain_id.as_str())?;
-        let admin = connect(&BusConfig::with_url(nats.url())).await?;
+        let admin = connect(&nats.operator()).await?;
         ensure_streams(&admin, &streams).await?;
         let mut cluster = Cluster {
             nats,
@@ -103,7 +115,8 @@ impl Cluster {
             let store = EmbeddedStore::open(dir.path().join("blocks.redb"))
                 .await
                 .context("cannot open a validator's block store")?;
-            let bus = cluster.connect(&format!("bench-validator-{i}")).await?;
+            let user = access::validator_user(chain.genesis.validators[i].as_str());
+            let bus = connect(&cluster.nats.user(&user)).await?;
             let setup = ValidatorSetup {
                 genesis: chain.genesis.clone(),
                 key: key.signing.clone(),
@@ -134,11 +147,12 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// A new NATS connection to the cluster's server.
+    /// A new NATS connection to the cluster's server as the ledger's user (which submits to
+    /// MEMPOOL and reads CHAIN), shown in the server's connection list as `name`.
     pub async fn connect(&self, name: &str) -> Result<Bus> {
         let config = BusConfig {
             client_name: name.to_owned(),
-            ..BusConfig::with_url(self.nats.url())
+            ..self.nats.user(access::Role::Ledger.name())
         };
         Ok(connect(&config).await?)
     }

@@ -52,7 +52,39 @@ pub use red::CallMetrics;
 pub use trace::GrpcTraceLayer;
 
 use crate::config::{GrpcConfig, TlsConfig};
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        assert_eq!(short_message("short".into()), "short");
+        let long = format!("account {}", "é".repeat(1 << 19));
+        let cut = short_message(long.clone());
+        assert!(cut.len() <= MAX_STATUS_MESSAGE, "{}", cut.len());
+        assert!(cut.starts_with("account é"));
+        assert!(cut.ends_with("bytes cut)"), "{cut}");
+    }
+}
 use crate::shutdown::Shutdown;
+
+/// The longest status message a service sends, in bytes: errors name the field and the limit,
+/// and quote at most this much of what the caller sent.
+pub const MAX_STATUS_MESSAGE: usize = 512;
+
+/// `message`, cut to at most [`MAX_STATUS_MESSAGE`] bytes (on a character boundary) and
+/// saying how much was cut, so an error never echoes a whole oversized input back.
+pub fn short_message(message: String) -> String {
+    if message.len() <= MAX_STATUS_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_STATUS_MESSAGE - 40;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes cut)", &message[..end], message.len() - end)
+}
 
 /// Why a gRPC server or channel could not be set up, or stopped.
 #[derive(Debug, thiserror::Error)]

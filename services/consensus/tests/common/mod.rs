@@ -5,14 +5,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use citychain_bus::{
-    Bus, BusConfig, HeaderMap, StreamKind, StreamsConfig, connect, ensure_streams,
-};
+use citychain_bus::{Bus, HeaderMap, StreamKind, StreamsConfig, connect, ensure_streams};
 use citychain_consensus::{ConsensusSection, Status, ValidatorSetup, run};
 use citychain_kernel::{Block, ChainVerifier, Height, SignedTx, SigningKey, TxBody};
 use citychain_store::EmbeddedStore;
 use citychain_testkit::genesis::{TestNetwork, network};
-use citychain_testkit::nats::NatsServer;
+use citychain_testkit::nats::{self, NatsServer};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -43,12 +41,10 @@ pub fn section(dir: &std::path::Path) -> ConsensusSection {
 impl Cluster {
     /// Starts a nats-server and `n` validators (not yet running).
     pub async fn new(n: usize, seed: u64) -> Cluster {
-        let nats = NatsServer::start().await.expect("nats-server starts");
-        let bus = connect(&BusConfig::with_url(nats.url()))
-            .await
-            .expect("connect");
         let net = network(n, seed);
         let streams = StreamsConfig::new(net.genesis.chain_id.as_str()).unwrap();
+        let nats = nats::for_network(&net, &streams, |builder| builder).await;
+        let bus = connect(&nats.operator()).await.expect("connect");
         ensure_streams(&bus, &streams).await.unwrap();
         let members = net
             .validator_keys()
@@ -92,10 +88,10 @@ impl Cluster {
 
     /// Starts validator `i` on its own store and NATS connection.
     pub async fn start(&mut self, i: usize) {
-        let url = self.nats.url();
+        let user = self.nats.user(&nats::validator_user(&self.net, i));
         let store = self.open_store(i).await;
         let m = &mut self.members[i];
-        let bus = connect(&BusConfig::with_url(url)).await.unwrap();
+        let bus = connect(&user).await.unwrap();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let setup = m.setup.clone();
         let status = m.status.clone();
