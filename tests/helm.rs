@@ -713,6 +713,12 @@ async fn serve_and_probe(net: &Network, resources: &[Resource], service: &str) {
                 dir.join("licence.key").display().to_string(),
             );
         }
+        "tokens" => {
+            loader = loader.set(
+                "tokens.key_file",
+                dir.join("keys/service.tokens.json").display().to_string(),
+            );
+        }
         _ => {}
     }
     let shutdown = Shutdown::new();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use citychain_bus::StreamKind;
 use citychain_client::{LedgerClient, Signer};
 use citychain_governance::{Action, FieldKind, RecordType};
-use citychain_kernel::{MemberId, Role, TxBody, TxId};
+use citychain_kernel::{MemberId, Role, SignedEvent, TxBody, TxId};
 use citychain_proto::citychain::tokens::v1 as pb;
 use citychain_proto::citychain::tokens::v1::token_service_client::TokenServiceClient;
 use citychain_records::{ReadTarget, read_body, upload_body};
@@ -150,6 +150,14 @@ async fn token_events(net: &Network, at_least: usize) -> Vec<(String, String, Ve
     let stream = net.streams.stream_name(StreamKind::Events);
     let prefix = net.streams.event_subject("tokens", "X").unwrap();
     let prefix = prefix.trim_end_matches('X').to_string();
+    let identity = net
+        .net
+        .genesis
+        .members
+        .iter()
+        .find(|m| m.id.as_str() == "service.tokens")
+        .expect("genesis names the token service's identity")
+        .signing_key;
     for _ in 0..300 {
         let last = bus.stream_state(&stream).await.unwrap().last_sequence;
         let mut events = Vec::new();
@@ -158,11 +166,13 @@ async fn token_events(net: &Network, at_least: usize) -> Vec<(String, String, Ve
                 continue;
             };
             if let Some(name) = message.subject.strip_prefix(&prefix) {
-                events.push((
-                    name.to_string(),
-                    message.msg_id.unwrap_or_default(),
-                    message.payload.to_vec(),
-                ));
+                // Every event is signed by the service's identity, named inside the signed
+                // bytes, and published under the id only that signature gives.
+                let event = SignedEvent::decode(&message.payload).unwrap();
+                assert_eq!(event.signer_key, identity, "{}", event.id);
+                assert_eq!(event.name, name);
+                assert_eq!(message.msg_id.as_deref(), Some(event.message_id().as_str()));
+                events.push((name.to_string(), event.id, event.message));
             }
         }
         if events.len() >= at_least {

@@ -1,12 +1,23 @@
 //! Trust boundaries on the bus, against a real nats-server with authentication on: who may
-//! connect and publish where, and validators that carry on when the bus carries garbage.
+//! connect and publish where, validators that carry on when the bus carries garbage, and
+//! verdicts that only the token service's identity can sign.
 
 use std::time::Duration;
 
-use citychain_bus::{BusConfig, BusError, HeaderMap, StreamKind, connect};
-use citychain_kernel::TxBody;
+use citychain_bus::access::{self, Permissions};
+use citychain_bus::{BusConfig, BusError, HeaderMap, StreamKind, StreamsConfig, connect};
+use citychain_governance::{Action, FieldKind, RecordType};
+use citychain_kernel::{Height, MemberId, Role, SignedEvent, SigningKey, TxBody, TxId};
+use citychain_proto::citychain::licence::v1::read_state::State;
+use citychain_proto::citychain::tokens::v1 as tpb;
+use citychain_records::{ReadTarget, read_body};
+use citychain_scenarios::platform::{CITIZEN, Platform, SURVEY, SURVEY_PAYLOAD, WAIT};
 use citychain_scenarios::{Network, Service};
 use citychain_testkit::genesis::network;
+use prost::Message;
+
+/// The bank of the sample members.
+const BANK: &str = "bank.city-commercial";
 
 const SEED: u64 = 83;
 
@@ -183,4 +194,139 @@ async fn garbage_on_chain_and_consensus_subjects_stops_no_validator() {
     net.stop_validator(0).await;
     client.submit_and_wait(&signer, note(20)).await.unwrap();
     assert!(net.validator_running(3), "the restarted validator exited");
+}
+
+/// The test-only intruder: a NATS account that may publish anything on the token platform's
+/// subjects of EVENTS, as a compromised service account could.
+const FORGER: &str = "forger";
+
+/// Publishes, as the forger, `ReadPaid` for `read` in every shape a forger can make (the bare
+/// message; signed as `service.tokens` by a stranger's key and by `bank`'s; signed at a height
+/// the chain has not reached), each under a message id the token service could use next, and
+/// returns how many JetStream stored.
+async fn forge_paid(
+    forger: &citychain_bus::Bus,
+    streams: &StreamsConfig,
+    read: &TxId,
+    tip: u64,
+    bank: &SigningKey,
+) -> usize {
+    let subject = streams.event_subject("tokens", "ReadPaid").unwrap();
+    let paid = |height: u64| {
+        tpb::ReadPaid {
+            source: Some(tpb::ChainRef {
+                height,
+                index: 0,
+                tx_id: read.to_string(),
+            }),
+            read_id: read.to_string(),
+            amount: 3,
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    let identity = MemberId::new("service.tokens").unwrap();
+    let stranger = SigningKey::from_seed(&[0xee; 32]);
+    let mut stored = 0;
+    for height in tip..tip + 6 {
+        let id = format!("tokens.{height}.0.0");
+        let signed = |key: &SigningKey, at: u64| {
+            SignedEvent::sign(
+                key,
+                identity.clone(),
+                Height(at),
+                id.clone(),
+                "ReadPaid",
+                paid(height),
+            )
+            .encode()
+        };
+        let forgeries = [
+            (id.clone(), paid(height)),
+            (format!("{id}.stranger"), signed(&stranger, height)),
+            (format!("{id}.bank"), signed(bank, height)),
+            (format!("{id}.ahead"), signed(&stranger, height + 1_000_000)),
+        ];
+        for (msg_id, payload) in forgeries {
+            if forger
+                .publish_idempotent(&subject, &msg_id, payload.into(), HeaderMap::new())
+                .await
+                .is_ok()
+            {
+                stored += 1;
+            }
+        }
+    }
+    stored
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forged_verdicts_before_and_after_the_real_one_release_no_key() {
+    let streams = StreamsConfig::new("city-test").unwrap();
+    let forger_may = Permissions {
+        publish: vec![streams.service_events("tokens").unwrap()],
+        subscribe: vec![format!("{}.>", access::inbox_prefix(FORGER))],
+        responds: false,
+    };
+    let mut p = Platform::start_with(|nats| {
+        nats.custom_user(FORGER, "a test's intruder on EVENTS", forger_may)
+    })
+    .await;
+    let forger = connect_as(&p.net, FORGER).await;
+
+    // A record type banks may read, at 3 tokens; the bank has none.
+    let income = Action::DeclareRecordType(
+        RecordType::build(
+            "income.statement",
+            "dept.tax",
+            &[("monthly_income_cny", FieldKind::Integer, true)],
+            &[Role::Department, Role::Bank],
+            3,
+            5,
+        )
+        .unwrap(),
+    );
+    let declared = p.net.pass(&mut p.ledger, "declare-income", &income).await;
+    p.wait_licence_at(declared).await;
+    let record = p
+        .upload(
+            "dept.tax",
+            1,
+            "income.statement",
+            r#"{"monthly_income_cny":9000}"#,
+        )
+        .await;
+    assert_eq!(p.balance(BANK).await, 0);
+
+    // The bank's read is signed first, so its id is known; forgeries for it are on EVENTS
+    // before the read is even submitted, under the ids the token service would use.
+    let expiry = p.expiry().await;
+    let body = read_body(&ReadTarget::Record(record), CITIZEN, "loan pre-check");
+    let read = p.signer(BANK, 1).sign(body, expiry).unwrap();
+    let bank_key = p.net.net.keys[BANK].signing.clone();
+    let tip = p.ledger.tip_height().await.unwrap();
+    let before = forge_paid(&forger, &p.net.streams, &read.id(), tip, &bank_key).await;
+    assert_eq!(before, 24, "the forger may publish on EVENTS");
+    let id = p.ledger.submit(&read).await.unwrap();
+    p.ledger.wait(&id, WAIT).await.unwrap();
+    let state = p.licence.wait_read(&id, WAIT).await.unwrap();
+    assert_eq!(state.state, State::PaymentFailed as i32, "{state:?}");
+    assert!(state.grant.is_none() && state.sealed_payload.is_empty());
+
+    // More forgeries after the real verdict.
+    let tip = p.ledger.tip_height().await.unwrap();
+    forge_paid(&forger, &p.net.streams, &read.id(), tip, &bank_key).await;
+
+    // A paid read after all of them: once its key is released, the licence service has
+    // judged every forgery before it on EVENTS.
+    p.upload("dept.surveying", 1, SURVEY, SURVEY_PAYLOAD).await;
+    p.wait_balance("dept.surveying", 5).await;
+    let later = p.read("dept.surveying", 2, record).await;
+    let released = p.licence.wait_read(&later, WAIT).await.unwrap();
+    assert_eq!(released.state, State::Released as i32, "{released:?}");
+
+    let state = p.licence.wait_read(&id, WAIT).await.unwrap();
+    assert_eq!(state.state, State::PaymentFailed as i32, "{state:?}");
+    assert!(state.grant.is_none() && state.sealed_payload.is_empty());
+    assert_eq!(p.balance(BANK).await, 0, "the bank stays unpaid");
 }

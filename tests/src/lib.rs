@@ -218,7 +218,14 @@ impl Network {
     fn config_text(&self, service: Service, data: &str) -> String {
         let own = match service {
             Service::Ledger => "repair_timeout_ms = 500".to_string(),
-            Service::Tokens => "repair_timeout_ms = 500".to_string(),
+            Service::Tokens => format!(
+                "repair_timeout_ms = 500\nkey_file = {:?}",
+                self.dir
+                    .path()
+                    .join("keys/service.tokens.json")
+                    .display()
+                    .to_string()
+            ),
             Service::Licence => format!(
                 "repair_timeout_ms = 500\nkey_file = {:?}",
                 self.dir.path().join("licence.key").display().to_string()

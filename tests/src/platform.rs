@@ -13,6 +13,7 @@ use citychain_proto::citychain::tokens::v1 as tpb;
 use citychain_proto::citychain::tokens::v1::token_service_client::TokenServiceClient;
 use citychain_records::{ReadTarget, read_body};
 use citychain_testkit::genesis::network_with;
+use citychain_testkit::nats::NatsServerBuilder;
 
 use crate::{Network, Service};
 
@@ -62,6 +63,11 @@ impl std::fmt::Debug for Platform {
 impl Platform {
     /// Starts everything and declares the two record types.
     pub async fn start() -> Platform {
+        Platform::start_with(|builder| builder).await
+    }
+
+    /// [`Platform::start`], with users of the test's own added to the nats-server by `more`.
+    pub async fn start_with(more: impl FnOnce(NatsServerBuilder) -> NatsServerBuilder) -> Platform {
         let extra = [
             ("dept.surveying", "Surveying and Mapping Institute"),
             ("dept.housing", "Housing Transaction Filing Office"),
@@ -71,7 +77,7 @@ impl Platform {
             name: name.into(),
             role: Role::Department,
         });
-        let mut net = Network::new(network_with(4, &extra, SEED)).await;
+        let mut net = Network::with_nats(network_with(4, &extra, SEED), more).await;
         net.start_validators().await;
         net.start(Service::Ledger, "ledger").await;
         net.start(Service::Tokens, "tokens").await;

@@ -17,7 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 use citychain_bus::access;
 use citychain_bus::local::NatsServer;
-use citychain_kernel::genesis::{build_genesis, department_plans, sample_member_plans};
+use citychain_kernel::genesis::{
+    build_genesis, department_plans, sample_member_plans, service_member_id, service_member_plans,
+};
 use citychain_kernel::{Genesis, KeyPair};
 use citychain_runtime::grpc::health_status;
 use clap::Args;
@@ -278,6 +280,7 @@ fn ensure_genesis(home: &Path) -> Result<Genesis> {
     // estate transfer of the demo needs (surveying, housing).
     let mut plans = department_plans(VALIDATORS + 3);
     plans.extend(sample_member_plans());
+    plans.extend(service_member_plans());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("the system clock is before 1970")?
@@ -394,6 +397,13 @@ fn write_configs(home: &Path, nats: &NatsServer, services: &[Service]) -> Result
                 "[licence]\ndata_dir = {data:?}\nkey_file = {key:?}\n",
                 data = home.join("data").join(&service.name),
                 key = home.join("keys").join(LICENCE_KEY_FILE),
+            ),
+            None if service.name == "tokens" => format!(
+                "[tokens]\ndata_dir = {data:?}\nkey_file = {key:?}\n",
+                data = home.join("data").join(&service.name),
+                key = home
+                    .join("keys")
+                    .join(format!("{}.json", service_member_id("tokens"))),
             ),
             None => format!(
                 "[{name}]\ndata_dir = {data:?}\n",

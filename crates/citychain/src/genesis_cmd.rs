@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use citychain_kernel::genesis::{
-    MemberPlan, Role, build_genesis, department_plans, sample_member_plans,
+    MemberPlan, Role, build_genesis, department_plans, sample_member_plans, service_member_plans,
 };
 use citychain_kernel::{Genesis, KeyPair};
 use clap::Subcommand;
@@ -19,7 +19,8 @@ pub enum GenesisCommand {
     /// Create `DIR/genesis.json` and one key file per member in `DIR/keys/`.
     ///
     /// The first departments are the validators. Members come from the built-in departments,
-    /// `--sample-members`, a `--members` file and `--member` flags, in that order.
+    /// the service identities (`service.tokens`, whose key signs the token platform's
+    /// verdicts), `--sample-members`, a `--members` file and `--member` flags, in that order.
     Init {
         /// How many validators (departments); must be 3f + 1: 1, 4, 7, 10, ...
         #[arg(long, default_value_t = 4)]
@@ -151,6 +152,8 @@ pub fn run(cmd: GenesisCommand) -> Result<()> {
                 bail!("--departments {departments} is fewer than --validators {validators}");
             }
             let mut plans = department_plans(departments);
+            // Every chain needs the identities of the services that sign verdicts.
+            plans.extend(service_member_plans());
             if sample_members {
                 plans.extend(sample_member_plans());
             }

@@ -26,7 +26,10 @@ fn genesis_init_writes_what_validate_accepts() {
     assert!(validate.status.success(), "{}", text(&validate.stderr));
     let said = text(&validate.stdout);
     assert!(said.contains("4 validators"), "{said}");
-    assert!(said.contains("13 members"), "{said}");
+    // Six departments, seven sample members and the token service's identity.
+    assert!(said.contains("14 members"), "{said}");
+    let doc_text = std::fs::read_to_string(&genesis).unwrap();
+    assert!(doc_text.contains(r#""id": "service.tokens""#), "{doc_text}");
 
     // Every member has a private key file whose public key is the one in genesis.
     let doc: serde_json::Value =

@@ -318,9 +318,8 @@ impl Network {
     async fn submit(&mut self, bus: &Bus, count: usize) {
         let signers: Vec<SigningKey> = self
             .net
-            .keys
-            .iter()
-            .filter(|(id, _)| !self.validators.iter().any(|v| &v.member == *id))
+            .transaction_signers()
+            .filter(|(id, _)| !self.validators.iter().any(|v| v.member == *id))
             .map(|(_, k)| k.signing.clone())
             .collect();
         let streams = StreamsConfig::new(self.net.genesis.chain_id.as_str()).unwrap();

@@ -13,9 +13,9 @@
 //! A key that ever belonged to a member is never treated as a citizen's, so a rotated or
 //! revoked key cannot come back as an anonymous one.
 
-use citychain_kernel::{MemberId, PublicKey, Role};
+use citychain_kernel::{Height, MemberId, PublicKey, Role, SignedEvent};
 
-use crate::error::Refusal;
+use crate::error::{EventRefusal, Refusal};
 use crate::state::{KeyStatus, MemberStatus, Registry};
 
 /// Type prefixes a citizen may send.
@@ -84,10 +84,63 @@ impl Registry {
                 member: record.member.clone(),
             });
         }
+        if member.role == Role::Service {
+            return Err(Refusal::ServiceIdentity {
+                key: signer.to_string(),
+                member: record.member.clone(),
+            });
+        }
         Ok(Signer::Member {
             id: record.member.clone(),
             role: member.role,
         })
+    }
+}
+
+impl Registry {
+    /// Whether this registry vouches for `event` as `producer`'s: the producer is a member of
+    /// role `service` and the signer key was its key at the height the event was signed at
+    /// (the event's own signature was checked when it was decoded). An event signed at a
+    /// later height than this registry's is [`EventRefusal::Ahead`]: not refused, but not yet
+    /// judged. Suspension does not silence a service's past verdicts, as the registry keeps no
+    /// history of it.
+    pub fn vouch_for_event(
+        &self,
+        producer: &MemberId,
+        event: &SignedEvent,
+    ) -> Result<(), EventRefusal> {
+        if event.signed_at > self.height {
+            return Err(EventRefusal::Ahead {
+                id: event.id.clone(),
+                signed_at: event.signed_at,
+                height: self.height,
+            });
+        }
+        if &event.producer != producer {
+            return Err(EventRefusal::WrongProducer {
+                id: event.id.clone(),
+                expected: producer.clone(),
+                found: event.producer.clone(),
+            });
+        }
+        if self.members.get(producer).map(|m| m.role) != Some(Role::Service) {
+            return Err(EventRefusal::NotAService {
+                id: event.id.clone(),
+                producer: producer.clone(),
+            });
+        }
+        // The registry after block h checks block h + 1: that is the height a key signing
+        // after applying h must be valid at.
+        let at = Height(event.signed_at.0.saturating_add(1));
+        match self.keys.get(&event.signer_key) {
+            Some(record) if &record.member == producer && record.valid_at(at) => Ok(()),
+            _ => Err(EventRefusal::NotProducersKey {
+                id: event.id.clone(),
+                key: event.signer_key.to_string(),
+                producer: producer.clone(),
+                signed_at: event.signed_at,
+            }),
+        }
     }
 }
 

@@ -39,6 +39,60 @@ pub enum Refusal {
         /// The body's type.
         type_url: String,
     },
+    /// The key is a platform service's identity, which signs events, never transactions.
+    #[error("key {key} is the identity of service {member}, which signs events, not transactions")]
+    ServiceIdentity {
+        /// The signer's key, hex.
+        key: String,
+        /// The service's member id.
+        member: MemberId,
+    },
+}
+
+/// A signed event the registry does not vouch for.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EventRefusal {
+    /// The event was signed against a later registry than this one; judge it again once the
+    /// chain has been applied up to `signed_at`.
+    #[error("event {id} was signed at height {signed_at}, after this registry's {height}")]
+    Ahead {
+        /// The event's id.
+        id: String,
+        /// The height it claims to be signed at.
+        signed_at: Height,
+        /// This registry's height.
+        height: Height,
+    },
+    /// The event names another producer than the one expected.
+    #[error("event {id} is produced by {found}, not {expected}")]
+    WrongProducer {
+        /// The event's id.
+        id: String,
+        /// The producer expected.
+        expected: MemberId,
+        /// The producer named.
+        found: MemberId,
+    },
+    /// The producer is not a member of role `service`.
+    #[error("event {id}: {producer} is not a service identity on the chain")]
+    NotAService {
+        /// The event's id.
+        id: String,
+        /// The producer named.
+        producer: MemberId,
+    },
+    /// The signer key was not the producer's key at the height it claims.
+    #[error("event {id}: key {key} is not {producer}'s key at height {signed_at}")]
+    NotProducersKey {
+        /// The event's id.
+        id: String,
+        /// The signer key, hex.
+        key: String,
+        /// The producer named.
+        producer: MemberId,
+        /// The height it claims to be signed at.
+        signed_at: Height,
+    },
 }
 
 /// A governance action that cannot be applied to the registry as it stands.

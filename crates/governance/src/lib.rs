@@ -34,7 +34,7 @@ pub use action::{
 pub use apply::{BlockOutcome, TxOutcome};
 pub use audit::{AuditError, ChainAuditor};
 pub use authorize::{CITIZEN_TYPE_PREFIXES, CITIZEN_TYPE_SUFFIXES, Signer, citizen_may_send};
-pub use error::{ActionError, ApplyError, Refusal, Rejection, StateError};
+pub use error::{ActionError, ApplyError, EventRefusal, Refusal, Rejection, StateError};
 pub use params::{
     FieldKind, FieldSpec, MAX_AMOUNT, RecordType, RecordTypeName, TokenPolicy, amount_from_proto,
 };

@@ -193,3 +193,104 @@ fn rotating_a_validator_changes_its_key_in_the_set_from_the_effect_height() {
     assert_eq!(net.registry.validator_set_for(Height(2)), Some(after));
     assert_eq!(net.registry.validator_set_for(Height(3)), None);
 }
+
+#[test]
+fn a_service_identity_vouches_for_its_events_only_with_the_key_in_force() {
+    use citychain_governance::EventRefusal;
+    use citychain_kernel::SignedEvent;
+
+    let mut net = Net::new(12);
+    let service = mid("service.tokens");
+    let old = net.key("service.tokens");
+    let event = |key: &citychain_kernel::SigningKey, producer: &str, at: u64| {
+        SignedEvent::sign(
+            key,
+            mid(producer),
+            Height(at),
+            format!("tokens.{at}.0.0"),
+            "ReadPaid",
+            vec![7],
+        )
+    };
+    let bank = net.key(BANK);
+    let tx = net.tx(&bank, plain_body());
+    net.block(vec![tx]);
+    assert_eq!(
+        net.registry
+            .vouch_for_event(&service, &event(&old, "service.tokens", 1)),
+        Ok(())
+    );
+    // A bank's key, a stranger's key, another producer, a later height.
+    assert!(matches!(
+        net.registry
+            .vouch_for_event(&service, &event(&bank, "service.tokens", 1)),
+        Err(EventRefusal::NotProducersKey { .. })
+    ));
+    assert!(matches!(
+        net.registry.vouch_for_event(
+            &service,
+            &event(&fresh_keys(90).signing, "service.tokens", 1)
+        ),
+        Err(EventRefusal::NotProducersKey { .. })
+    ));
+    assert!(matches!(
+        net.registry
+            .vouch_for_event(&mid(BANK), &event(&bank, BANK, 1)),
+        Err(EventRefusal::NotAService { .. })
+    ));
+    assert!(matches!(
+        net.registry
+            .vouch_for_event(&service, &event(&old, BANK, 1)),
+        Err(EventRefusal::WrongProducer { .. })
+    ));
+    assert!(matches!(
+        net.registry
+            .vouch_for_event(&service, &event(&old, "service.tokens", 9)),
+        Err(EventRefusal::Ahead { .. })
+    ));
+    // The service's key signs no transaction.
+    let tx = net.tx(&old, plain_body());
+    let outcome = net.block(vec![tx]);
+    assert!(
+        matches!(
+            outcome.txs[0],
+            TxOutcome::Refused(Refusal::ServiceIdentity { .. })
+        ),
+        "{:?}",
+        outcome.txs[0]
+    );
+
+    // Governance rotates the key (effect at height 4): the old key vouches for events signed
+    // before, the new one for events signed after.
+    let new = fresh_keys(91);
+    let rotate = Action::RotateKey {
+        member: service.clone(),
+        signing_key: new.signing.public_key(),
+        encryption_key: None,
+    };
+    let txs = vec![
+        net.propose(DEPTS[0], "rot-svc", rotate),
+        net.approve(DEPTS[1], "rot-svc"),
+        net.approve(DEPTS[2], "rot-svc"),
+    ];
+    net.block(txs);
+    net.block(vec![]);
+    let r = &net.registry;
+    assert_eq!(r.height(), Height(4));
+    assert_eq!(
+        r.vouch_for_event(&service, &event(&old, "service.tokens", 2)),
+        Ok(())
+    );
+    assert!(
+        r.vouch_for_event(&service, &event(&old, "service.tokens", 3))
+            .is_err()
+    );
+    assert!(
+        r.vouch_for_event(&service, &event(&new.signing, "service.tokens", 2))
+            .is_err()
+    );
+    assert_eq!(
+        r.vouch_for_event(&service, &event(&new.signing, "service.tokens", 3)),
+        Ok(())
+    );
+}

@@ -37,11 +37,14 @@ pub enum Role {
     Bureau,
     /// An auditor: reads and verifies, never writes domain data.
     Auditor,
+    /// A platform service's own identity (`service.<name>`): it signs the verdicts other
+    /// services act on (see [`crate::event`]) and is rotated by governance like any key.
+    Service,
 }
 
 impl Role {
     /// Every role, in protobuf order.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Department,
         Role::Bank,
         Role::Hospital,
@@ -49,6 +52,7 @@ impl Role {
         Role::Enterprise,
         Role::Bureau,
         Role::Auditor,
+        Role::Service,
     ];
 
     /// The role's lower-case name as genesis files spell it.
@@ -61,6 +65,7 @@ impl Role {
             Role::Enterprise => "enterprise",
             Role::Bureau => "bureau",
             Role::Auditor => "auditor",
+            Role::Service => "service",
         }
     }
 
@@ -79,6 +84,7 @@ impl Role {
             Role::Enterprise => pb::Role::Enterprise,
             Role::Bureau => pb::Role::Bureau,
             Role::Auditor => pb::Role::Auditor,
+            Role::Service => pb::Role::Service,
         }
     }
 }
@@ -517,4 +523,22 @@ pub fn sample_member_plans() -> Vec<MemberPlan> {
         role,
     })
     .collect()
+}
+
+/// The member id of platform service `name`'s identity: `service.<name>`.
+pub fn service_member_id(name: &str) -> String {
+    format!("service.{name}")
+}
+
+/// The identities of the platform services that sign verdicts (today the token service),
+/// which every genesis needs.
+pub fn service_member_plans() -> Vec<MemberPlan> {
+    [("tokens", "Token service")]
+        .into_iter()
+        .map(|(service, name)| MemberPlan {
+            id: service_member_id(service),
+            name: name.to_string(),
+            role: Role::Service,
+        })
+        .collect()
 }

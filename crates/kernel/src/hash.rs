@@ -106,6 +106,8 @@ pub enum Domain {
     Proposal,
     /// Any other consensus message a validator signs (e.g. sync requests and replies).
     ConsensusMessage,
+    /// A service's signed event ([`crate::event::SignedEvent`]).
+    Event,
 }
 
 impl Domain {
@@ -120,6 +122,7 @@ impl Domain {
             Domain::Vote => b"citychain/vote/v1",
             Domain::Proposal => b"citychain/proposal/v1",
             Domain::ConsensusMessage => b"citychain/consensus-message/v1",
+            Domain::Event => b"citychain/event/v1",
         }
     }
 

@@ -10,6 +10,7 @@
 pub mod block;
 pub mod codec;
 pub mod error;
+pub mod event;
 pub mod export;
 pub mod genesis;
 pub mod hash;
@@ -22,6 +23,7 @@ pub mod validators;
 
 pub use block::{Block, BlockError, BlockHeader, ChainVerifier, CommitCertificate};
 pub use error::{DecodeError, SignatureError};
+pub use event::{EventError, SignedEvent};
 pub use export::{ExportError, ExportReader, ExportWriter};
 pub use genesis::{Genesis, GenesisError, Member, Role};
 pub use hash::Hash32;

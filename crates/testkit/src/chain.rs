@@ -79,7 +79,7 @@ impl<'a> ChainBuilder<'a> {
             .into_iter()
             .map(|k| &k.signing)
             .collect();
-        let members: Vec<&KeyPair> = self.network.keys.values().collect();
+        let members: Vec<&KeyPair> = self.network.transaction_signers().map(|(_, k)| k).collect();
         let mut nonces = vec![0u64; members.len()];
         let quorum = validators.quorum();
         let mut rng = SeededRng::new(self.seed);

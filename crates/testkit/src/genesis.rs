@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use citychain_kernel::genesis::{MemberPlan, build_genesis, department_plans, sample_member_plans};
-use citychain_kernel::{Genesis, KeyPair};
+use citychain_kernel::genesis::{
+    MemberPlan, build_genesis, department_plans, sample_member_plans, service_member_plans,
+};
+use citychain_kernel::{Genesis, KeyPair, Role};
 
 /// A generated network: its genesis and every member's keys by member id.
 #[derive(Debug, Clone)]
@@ -28,11 +30,12 @@ pub fn deterministic_seeds(seed: u64) -> impl FnMut() -> [u8; 32] {
     }
 }
 
-/// Builds a network with `validators` departments (all validating), the sample members and
-/// any `extra` members, on chain `city-test`.
+/// Builds a network with `validators` departments (all validating), the sample members, the
+/// service identities and any `extra` members, on chain `city-test`.
 pub fn network_with(validators: usize, extra: &[MemberPlan], seed: u64) -> TestNetwork {
     let mut plans = department_plans(validators);
     plans.extend(sample_member_plans());
+    plans.extend(service_member_plans());
     plans.extend_from_slice(extra);
     let (genesis, keys) = build_genesis(
         "city-test",
@@ -62,6 +65,16 @@ impl TestNetwork {
             .iter()
             .map(|id| &self.keys[id.as_str()])
             .collect()
+    }
+
+    /// The keys of every member that signs transactions (all but the service identities,
+    /// which sign events only), by member id.
+    pub fn transaction_signers(&self) -> impl Iterator<Item = (&str, &KeyPair)> {
+        self.genesis
+            .members
+            .iter()
+            .filter(|m| m.role != Role::Service)
+            .map(|m| (m.id.as_str(), &self.keys[m.id.as_str()]))
     }
 
     /// Writes `genesis.json` and `keys/<member>.json` under `dir`; returns the genesis path.

@@ -227,6 +227,7 @@ payments_consumer = {{ $svc.config.paymentsConsumerPrefix | toJson }}
 
 [tokens]
 data_dir = "/var/lib/citychain/tokens"
+key_file = "/etc/citychain/tokens/service.tokens.json"
 repair_timeout_ms = {{ int64 $svc.config.repairTimeoutMs }}
 stream_replicas = {{ int64 $v.nats.streamReplicas }}
 {{- end }}
@@ -291,6 +292,9 @@ seccompProfile:
 {{- end }}
 {{- if and $v.licence.enabled (not $v.licence.keySecret.existingSecret) }}
 {{- fail "licence.keySecret.existingSecret is required: the licence service's key comes only from a Secret" }}
+{{- end }}
+{{- if and $v.tokens.enabled (not $v.tokens.keySecret.existingSecret) }}
+{{- fail "tokens.keySecret.existingSecret is required: the token service's identity key comes only from a Secret" }}
 {{- end }}
 {{- if or (contains "citychain-key/v1" $v.genesis.content) (contains "\"secret\"" $v.genesis.content) }}
 {{- fail "genesis.content holds a key file's secret; genesis must hold public keys only" }}

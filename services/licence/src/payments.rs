@@ -3,6 +3,15 @@
 //! up to in the same commit. A redelivered event finds its sequence already stored and
 //! changes nothing, so each verdict is stored once whatever the bus does.
 //!
+//! The bus is not trusted with verdicts: each is a [`SignedEvent`] and is stored only if the
+//! registry vouches for it as `service.tokens`' (its key was that member's key at the height
+//! it was signed at, see `Registry::vouch_for_event`) and it was signed no earlier than its
+//! read's block. Anything else on the token subjects is refused, logged and counted
+//! (`licence.verdicts.refused`), so a client that can publish on EVENTS cannot release a key.
+//! A verdict signed at a height this store has not applied yet (after a key rotation, or while
+//! the service rebuilds from genesis) is kept under `li/defer/` and judged again as the
+//! follower moves; at most [`MAX_DEFERRED`] wait at once.
+//!
 //! The durable consumer is re-created at start from the stored position (not the server's
 //! memory of it), so a store rebuilt from nothing reads every verdict again.
 //!
@@ -13,16 +22,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use citychain_bus::{Bus, BusError, ConsumerSpec, StartPosition, StreamKind, StreamsConfig};
-use citychain_kernel::TxId;
+use citychain_follower::Shared;
+use citychain_governance::{EventRefusal, Registry};
+use citychain_kernel::genesis::service_member_id;
+use citychain_kernel::{Height, MemberId, SignedEvent, TxId};
 use citychain_licence_domain::Payment;
 use citychain_licence_domain::keys;
 use citychain_proto::citychain::tokens::v1 as tpb;
-use citychain_store::{Store, StoreError, Transaction};
+use citychain_store::{Scan, Store, StoreError, Transaction};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Counter;
 use opentelemetry::trace::TraceContextExt as _;
 use prost::Message;
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+/// Verdicts waiting for the chain at most; one more is refused (and logged).
+pub const MAX_DEFERRED: usize = 4_096;
 
 /// How long to wait for an event before checking `stop` again.
 const POLL: Duration = Duration::from_secs(1);
@@ -33,21 +50,22 @@ const POLL: Duration = Duration::from_secs(1);
 /// stored position, so nothing is lost either way.
 const ABANDONED: Duration = Duration::from_secs(3_600);
 
-/// A verdict read from an event.
-fn verdict(subject: &str, payload: &[u8]) -> Option<(TxId, Payment)> {
-    let kind = subject.rsplit('.').next()?;
-    match kind {
+/// A verdict read from an event's name and message: the read, the verdict, and the height of
+/// the block that decided it.
+fn verdict(name: &str, message: &[u8]) -> Option<(TxId, Payment, u64)> {
+    match name {
         "ReadPaid" => {
-            let paid = tpb::ReadPaid::decode(payload).ok()?;
+            let paid = tpb::ReadPaid::decode(message).ok()?;
             Some((
                 paid.read_id.parse().ok()?,
                 Payment::Paid {
                     amount: paid.amount,
                 },
+                paid.source?.height,
             ))
         }
         "ReadPaymentFailed" => {
-            let failed = tpb::ReadPaymentFailed::decode(payload).ok()?;
+            let failed = tpb::ReadPaymentFailed::decode(message).ok()?;
             Some((
                 failed.read_id.parse().ok()?,
                 Payment::Failed {
@@ -55,9 +73,54 @@ fn verdict(subject: &str, payload: &[u8]) -> Option<(TxId, Payment)> {
                     balance: failed.balance,
                     shortfall: failed.shortfall,
                 },
+                failed.source?.height,
             ))
         }
         _ => None,
+    }
+}
+
+/// What the reader makes of one message on the token platform's subjects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Judgement {
+    /// A verdict the registry vouches for.
+    Verdict(TxId, Payment),
+    /// A vouched-for event that is not a verdict (a reward, a grant).
+    NotAVerdict,
+    /// Signed at a height not applied yet: judge again later.
+    Later(Height),
+    /// Not to be believed, and why.
+    Refused(&'static str, String),
+}
+
+/// Judges `payload` against `registry`, for `producer`.
+fn judge(registry: &Registry, producer: &MemberId, payload: &[u8]) -> Judgement {
+    let event = match SignedEvent::decode(payload) {
+        Ok(event) => event,
+        Err(err) => return Judgement::Refused("unsigned", err.to_string()),
+    };
+    match registry.vouch_for_event(producer, &event) {
+        Ok(()) => {}
+        Err(EventRefusal::Ahead { signed_at, .. }) => return Judgement::Later(signed_at),
+        Err(err) => return Judgement::Refused("signer", err.to_string()),
+    }
+    let is_verdict = matches!(event.name.as_str(), "ReadPaid" | "ReadPaymentFailed");
+    match verdict(&event.name, &event.message) {
+        Some((read, payment, decided_at)) if decided_at <= event.signed_at.0 => {
+            Judgement::Verdict(read, payment)
+        }
+        Some((read, _, decided_at)) => Judgement::Refused(
+            "content",
+            format!(
+                "event {}: verdict on read {read} decided at height {decided_at} but signed at {}",
+                event.id, event.signed_at
+            ),
+        ),
+        None if is_verdict => Judgement::Refused(
+            "content",
+            format!("event {}: {} does not decode", event.id, event.name),
+        ),
+        None => Judgement::NotAVerdict,
     }
 }
 
@@ -80,17 +143,30 @@ pub enum PaymentsError {
 }
 
 /// Reads verdicts into the store until `stop` resolves; pokes `released` after each one so
-/// the releaser looks at once.
+/// the releaser looks at once. `shared` is the follower's: its registry judges the verdicts.
 pub async fn run<S: Store>(
     store: S,
     bus: Bus,
     streams: StreamsConfig,
     durable: String,
+    shared: Arc<Shared>,
     released: Arc<Notify>,
     stop: impl Future<Output = ()>,
 ) -> Result<(), PaymentsError> {
+    let reader = Reader {
+        producer: MemberId::new(service_member_id("tokens"))
+            .expect("service.tokens is a valid member id"),
+        refused: opentelemetry::global::meter("citychain-licence")
+            .u64_counter("licence.verdicts.refused")
+            .with_description(
+                "Messages on the token platform's subjects not believed, by reason (unsigned, signer, content, deferred-full).",
+            )
+            .build(),
+        store,
+        shared,
+    };
     let stream = streams.stream_name(StreamKind::Events);
-    let mut txn = store.begin().await?;
+    let mut txn = reader.store.begin().await?;
     let from = position(txn.get(keys::EVENTS_POSITION).await?) + 1;
     drop(txn);
     bus.delete_consumer(&stream, &durable).await?;
@@ -100,15 +176,28 @@ pub async fn run<S: Store>(
         .inactive_after(ABANDONED);
     let mut consumer = bus.durable_consumer(&stream, &spec).await?;
     tracing::info!(from, "reading the token platform's payments");
+    // Deferred verdicts are judged again whenever the follower has moved since the last look.
+    let mut judged_deferred_at = None;
     tokio::pin!(stop);
     loop {
+        let applied = reader.shared.applied();
+        if judged_deferred_at != Some(applied) {
+            if reader.judge_deferred().await? {
+                released.notify_one();
+            }
+            judged_deferred_at = Some(applied);
+        }
         let delivery = tokio::select! {
             () = &mut stop => return Ok(()),
             next = consumer.next_timeout(POLL) => next?,
         };
         let Some(delivery) = delivery else { continue };
         let sequence = delivery.stream_sequence;
-        let found = verdict(&delivery.subject, &delivery.payload);
+        let judgement = judge(
+            &reader.shared.registry(),
+            &reader.producer,
+            &delivery.payload,
+        );
         let span = if delivery.trace_context.span().span_context().is_valid() {
             let span = tracing::info_span!(
                 "licence.payment",
@@ -117,7 +206,7 @@ pub async fn run<S: Store>(
                 read.id = tracing::field::Empty,
                 sequence,
             );
-            if let Some((read, _)) = &found {
+            if let Judgement::Verdict(read, _) = &judgement {
                 span.record("read.id", tracing::field::display(read));
             }
             let _ = span.set_parent(delivery.trace_context.clone());
@@ -125,85 +214,260 @@ pub async fn run<S: Store>(
         } else {
             tracing::Span::none()
         };
-        store_verdict(&store, sequence, found.as_ref())
+        reader
+            .store_judgement(sequence, &judgement, &delivery.payload)
             .instrument(span)
             .await?;
         delivery.ack().await?;
-        if let Some((read, payment)) = found {
+        if let Judgement::Verdict(read, payment) = judgement {
             tracing::debug!(read = %read, ?payment, sequence, "payment verdict stored");
             released.notify_one();
         }
     }
 }
 
-/// Stores the verdict found at EVENTS sequence `sequence` (if any) with the position, unless
-/// that position is stored already.
-async fn store_verdict<S: Store>(
-    store: &S,
-    sequence: u64,
-    found: Option<&(TxId, Payment)>,
-) -> Result<(), PaymentsError> {
-    let mut txn = store.begin().await?;
-    if position(txn.get(keys::EVENTS_POSITION).await?) < sequence {
-        if let Some((read, payment)) = found {
-            // The first verdict stands: the token service decides each read once, so a
-            // different second one is a forgery or a fault, never a correction.
-            match txn
-                .get(&keys::payment(read))
-                .await?
-                .map(|b| Payment::decode(&b))
-            {
-                None => txn.put(&keys::payment(read), &payment.encode())?,
-                Some(Some(first)) if first == *payment => {}
-                Some(first) => tracing::error!(
-                    read = %read, ?first, second = ?payment, sequence,
-                    "a second, different payment verdict for one read; keeping the first"
-                ),
+/// The reader's fixed parts.
+struct Reader<S> {
+    store: S,
+    shared: Arc<Shared>,
+    producer: MemberId,
+    refused: Counter<u64>,
+}
+
+impl<S: Store> Reader<S> {
+    fn refuse(&self, reason: &'static str, detail: &str, sequence: u64) {
+        tracing::warn!(
+            sequence,
+            reason,
+            detail,
+            "a message on the token platform's subjects is not believed"
+        );
+        self.refused.add(1, &[KeyValue::new("reason", reason)]);
+    }
+
+    /// Stores what was judged of the message at EVENTS sequence `sequence` with the position,
+    /// unless that position is stored already.
+    async fn store_judgement(
+        &self,
+        sequence: u64,
+        judgement: &Judgement,
+        payload: &[u8],
+    ) -> Result<(), PaymentsError> {
+        let mut txn = self.store.begin().await?;
+        if position(txn.get(keys::EVENTS_POSITION).await?) >= sequence {
+            return Ok(());
+        }
+        match judgement {
+            Judgement::Verdict(read, payment) => {
+                record_payment(&mut txn, read, payment, sequence).await?;
             }
+            Judgement::NotAVerdict => {}
+            Judgement::Later(signed_at) => {
+                let waiting = txn
+                    .scan(&Scan::prefix(keys::DEFERRED_PREFIX).limit(MAX_DEFERRED))
+                    .await?
+                    .len();
+                if waiting >= MAX_DEFERRED {
+                    self.refuse(
+                        "deferred-full",
+                        &format!(
+                            "signed at height {signed_at}; {MAX_DEFERRED} verdicts already wait"
+                        ),
+                        sequence,
+                    );
+                } else {
+                    tracing::info!(sequence, %signed_at, "a verdict signed ahead of this store waits for the chain");
+                    txn.put(&keys::deferred(sequence), payload)?;
+                }
+            }
+            Judgement::Refused(reason, detail) => self.refuse(reason, detail, sequence),
         }
         txn.put(keys::EVENTS_POSITION, &sequence.to_be_bytes())?;
         txn.commit().await?;
+        Ok(())
+    }
+
+    /// Judges the waiting verdicts again; returns whether any was stored.
+    async fn judge_deferred(&self) -> Result<bool, PaymentsError> {
+        let registry = self.shared.registry();
+        let mut txn = self.store.begin().await?;
+        let waiting = txn
+            .scan(&Scan::prefix(keys::DEFERRED_PREFIX).limit(MAX_DEFERRED))
+            .await?;
+        if waiting.is_empty() {
+            return Ok(false);
+        }
+        let mut stored = false;
+        let mut changed = false;
+        for (key, payload) in waiting {
+            let sequence = key
+                .strip_prefix(keys::DEFERRED_PREFIX)
+                .and_then(|rest| rest.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            match judge(&registry, &self.producer, &payload) {
+                Judgement::Later(_) => continue,
+                Judgement::Verdict(read, payment) => {
+                    record_payment(&mut txn, &read, &payment, sequence).await?;
+                    stored = true;
+                }
+                Judgement::NotAVerdict => {}
+                Judgement::Refused(reason, detail) => self.refuse(reason, &detail, sequence),
+            }
+            txn.delete(&key)?;
+            changed = true;
+        }
+        if changed {
+            txn.commit().await?;
+        }
+        Ok(stored)
+    }
+}
+
+/// Stores `payment` for `read` unless a verdict is stored already: the token service decides
+/// each read once, so a different second one is a fault, never a correction.
+async fn record_payment<T: Transaction>(
+    txn: &mut T,
+    read: &TxId,
+    payment: &Payment,
+    sequence: u64,
+) -> Result<(), PaymentsError> {
+    match txn
+        .get(&keys::payment(read))
+        .await?
+        .map(|b| Payment::decode(&b))
+    {
+        None => txn.put(&keys::payment(read), &payment.encode())?,
+        Some(Some(first)) if first == *payment => {}
+        Some(first) => tracing::error!(
+            read = %read, ?first, second = ?payment, sequence,
+            "a second, different payment verdict for one read; keeping the first"
+        ),
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use citychain_kernel::genesis::{
+        build_genesis, department_plans, sample_member_plans, service_member_plans,
+    };
+    use citychain_kernel::{KeyPair, SigningKey};
+    use citychain_proto::citychain::tokens::v1::ChainRef;
+
     use super::*;
 
-    #[test]
-    fn verdicts_are_read_from_their_subjects() {
-        let id = TxId::default();
-        let paid = tpb::ReadPaid {
-            read_id: id.to_string(),
-            amount: 5,
+    fn registry() -> (Registry, SigningKey) {
+        let mut plans = department_plans(4);
+        plans.extend(sample_member_plans());
+        plans.extend(service_member_plans());
+        let mut n = 0u8;
+        let (genesis, keys) = build_genesis("city-test", 1, &plans, 4, || {
+            n += 1;
+            [n; 32]
+        })
+        .unwrap();
+        let service: &KeyPair = keys
+            .iter()
+            .find(|k| k.member_id.as_deref() == Some("service.tokens"))
+            .unwrap();
+        let mut registry = Registry::from_genesis(&genesis);
+        for h in 1..=3 {
+            registry.apply_block(Height(h), &[]).unwrap();
+        }
+        (registry, service.signing.clone())
+    }
+
+    fn paid(height: u64, amount: u64) -> Vec<u8> {
+        tpb::ReadPaid {
+            source: Some(ChainRef {
+                height,
+                ..Default::default()
+            }),
+            read_id: TxId::default().to_string(),
+            amount,
             ..Default::default()
-        };
+        }
+        .encode_to_vec()
+    }
+
+    fn signed(key: &SigningKey, at: u64, name: &str, message: Vec<u8>) -> Vec<u8> {
+        SignedEvent::sign(
+            key,
+            MemberId::new("service.tokens").unwrap(),
+            Height(at),
+            format!("tokens.{at}.0.0"),
+            name,
+            message,
+        )
+        .encode()
+    }
+
+    #[test]
+    fn only_verdicts_signed_by_the_service_identity_are_believed() {
+        let (registry, key) = registry();
+        let producer = MemberId::new("service.tokens").unwrap();
+        let judge = |payload: &[u8]| judge(&registry, &producer, payload);
         assert_eq!(
-            verdict("citychain.c.events.tokens.ReadPaid", &paid.encode_to_vec()),
-            Some((id, Payment::Paid { amount: 5 }))
+            judge(&signed(&key, 2, "ReadPaid", paid(2, 5))),
+            Judgement::Verdict(TxId::default(), Payment::Paid { amount: 5 })
+        );
+        // The bare message, as before signatures, is refused.
+        assert!(matches!(
+            judge(&paid(2, 5)),
+            Judgement::Refused("unsigned", _)
+        ));
+        // Signed by someone else.
+        let stranger = SigningKey::from_seed(&[200; 32]);
+        assert!(matches!(
+            judge(&signed(&stranger, 2, "ReadPaid", paid(2, 5))),
+            Judgement::Refused("signer", _)
+        ));
+        // Signed before the read's block was decided.
+        assert!(matches!(
+            judge(&signed(&key, 1, "ReadPaid", paid(2, 5))),
+            Judgement::Refused("content", _)
+        ));
+        // A verdict that does not decode, and an event that is not a verdict.
+        assert!(matches!(
+            judge(&signed(&key, 2, "ReadPaid", vec![0xff; 3])),
+            Judgement::Refused("content", _)
+        ));
+        assert_eq!(
+            judge(&signed(&key, 2, "RewardMinted", vec![])),
+            Judgement::NotAVerdict
+        );
+        // Signed ahead of this registry: judged later.
+        assert_eq!(
+            judge(&signed(&key, 9, "ReadPaid", paid(2, 5))),
+            Judgement::Later(Height(9))
         );
         let failed = tpb::ReadPaymentFailed {
-            read_id: id.to_string(),
+            source: Some(ChainRef {
+                height: 3,
+                ..Default::default()
+            }),
+            read_id: TxId::default().to_string(),
             price: 5,
             balance: 1,
             shortfall: 4,
             ..Default::default()
         };
         assert_eq!(
-            verdict(
-                "citychain.c.events.tokens.ReadPaymentFailed",
-                &failed.encode_to_vec()
-            ),
-            Some((
-                id,
+            judge(&signed(
+                &key,
+                3,
+                "ReadPaymentFailed",
+                failed.encode_to_vec()
+            )),
+            Judgement::Verdict(
+                TxId::default(),
                 Payment::Failed {
                     price: 5,
                     balance: 1,
                     shortfall: 4
                 }
-            ))
+            )
         );
-        assert_eq!(verdict("citychain.c.events.tokens.RewardMinted", &[]), None);
     }
 }

@@ -108,6 +108,7 @@ pub async fn serve(
                     bus,
                     streams,
                     durable,
+                    shared.clone(),
                     poke.clone(),
                     stop.wait(),
                 );

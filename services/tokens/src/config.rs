@@ -7,6 +7,7 @@
 //!
 //! [tokens]
 //! data_dir = "/var/lib/citychain/tokens"
+//! key_file = "/etc/citychain/tokens/service.tokens.json"   # the key of member service.tokens
 //! repair_timeout_ms = 2000    # how long one validator gets to answer a block request
 //! stream_replicas = 1         # JetStream replicas if this service creates the streams
 //!
@@ -16,6 +17,13 @@
 //! [store]                     # see citychain_store::StoreConfig
 //! backend = "embedded"        # or "foundationdb": a subspace shared by every replica
 //! ```
+//!
+//! The key file (citychain-key/v1) is the service's identity on the chain, member
+//! `service.tokens` of role `service`: it signs every event the service publishes, and the
+//! licence service releases a record key only on a `ReadPaid` signed by the key the chain lists
+//! for that member. Replicas share it; governance rotates it like any member's key (install
+//! the new file, then pass the rotation: until the rotation is in force the service holds its
+//! events back, and it says so in its log).
 
 use std::path::PathBuf;
 
@@ -31,6 +39,8 @@ pub use citychain_runtime::config::ChainSection;
 pub struct TokensSection {
     /// Where the token service keeps its store.
     pub data_dir: PathBuf,
+    /// The key file of the service's identity, member `service.tokens`.
+    pub key_file: PathBuf,
     /// How long one validator gets to answer a block request during a repair.
     pub repair_timeout_ms: u64,
     /// JetStream replicas of the chain's streams, used if this service starts before any
@@ -42,6 +52,7 @@ impl Default for TokensSection {
     fn default() -> Self {
         TokensSection {
             data_dir: PathBuf::from("tokens-data"),
+            key_file: PathBuf::from("service.tokens.json"),
             repair_timeout_ms: 2_000,
             stream_replicas: 1,
         }

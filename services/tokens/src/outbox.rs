@@ -1,7 +1,14 @@
 //! The outbox publisher: events decided in a block are written to the store in the block's
 //! own commit (`tk/o/…`, see [`crate::keys`]); this task publishes them to EVENTS in chain
-//! order, each with `Nats-Msg-Id` = its event id `tokens.<height>.<index>.<n>`, and deletes
-//! them once JetStream has acknowledged them.
+//! order and deletes them once JetStream has acknowledged them.
+//!
+//! Each event goes out as a [`SignedEvent`] signed by the service's identity (member
+//! `service.tokens`), with its event id `tokens.<height>.<index>.<n>` inside the signed bytes
+//! and `Nats-Msg-Id` = [`SignedEvent::message_id`] (the id and a digest of the signature), so
+//! nobody without the key can take an event's message id first. The publisher signs only while
+//! the registry it follows lists its key for that member; otherwise it holds every event back
+//! and logs why (a rotation not yet in force, a wrong key file), since consumers would refuse
+//! them.
 //!
 //! So an event is published at least once whatever fails when: a crash before the publish
 //! leaves it in the outbox, and a crash between the acknowledgement and the delete publishes
@@ -23,7 +30,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use citychain_bus::{Bus, HeaderMap, StreamsConfig};
 use citychain_follower::Shared;
-use citychain_kernel::Height;
+use citychain_governance::Registry;
+use citychain_kernel::genesis::service_member_id;
+use citychain_kernel::{Height, MemberId, SignedEvent, SigningKey};
 use citychain_store::{Scan, Store, Transaction};
 use opentelemetry::metrics::Counter;
 use tokio::sync::watch;
@@ -50,6 +59,8 @@ pub struct OutboxPublisher<S> {
     bus: Bus,
     streams: StreamsConfig,
     shared: Arc<Shared>,
+    identity: MemberId,
+    key: SigningKey,
     published: Counter<u64>,
 }
 
@@ -90,9 +101,16 @@ pub async fn pending<S: Store>(store: &S, limit: usize) -> Result<Vec<Pending>, 
 }
 
 impl<S: Store> OutboxPublisher<S> {
-    /// A publisher of `store`'s outbox to `streams`' EVENTS; `shared` is the follower's, for
-    /// the trace contexts of the transactions that raised the events.
-    pub fn new(store: S, bus: Bus, streams: StreamsConfig, shared: Arc<Shared>) -> Self {
+    /// A publisher of `store`'s outbox to `streams`' EVENTS, signing with `key` (the key of
+    /// member `service.tokens`); `shared` is the follower's, for the registry and the trace
+    /// contexts of the transactions that raised the events.
+    pub fn new(
+        store: S,
+        bus: Bus,
+        streams: StreamsConfig,
+        shared: Arc<Shared>,
+        key: SigningKey,
+    ) -> Self {
         let published = opentelemetry::global::meter("citychain-tokens")
             .u64_counter("tokens.events.published")
             .with_description("Token events acknowledged by EVENTS (repeats included).")
@@ -102,8 +120,35 @@ impl<S: Store> OutboxPublisher<S> {
             bus,
             streams,
             shared,
+            identity: MemberId::new(service_member_id("tokens"))
+                .expect("service.tokens is a valid member id"),
+            key,
             published,
         }
+    }
+
+    /// The height to sign an event of block `height` at, as `registry` says: the block's own
+    /// height while this publisher's key was its identity's key then (so a republished event
+    /// is signed, and identified, as before), else the registry's height if the key is its
+    /// identity's key now (an event of an old block republished after a rotation).
+    fn signing_height(&self, registry: &Registry, height: u64) -> Result<Height, PublishError> {
+        let ours = self.key.public_key();
+        let is_ours = registry
+            .key(&ours)
+            .is_some_and(|record| record.member == self.identity);
+        if is_ours && registry.key_valid_at(&ours, Height(height.saturating_add(1))) {
+            return Ok(Height(height));
+        }
+        let listed = registry.member(&self.identity).and_then(|m| m.signing_key);
+        if listed != Some(ours) {
+            return Err(PublishError::KeyNotOnChain {
+                member: self.identity.clone(),
+                ours: ours.to_string(),
+                listed: listed.map_or_else(|| "none".to_string(), |k| k.to_string()),
+                height: registry.height(),
+            });
+        }
+        Ok(registry.height())
     }
 
     /// Publishes until `stop` resolves, woken whenever `applied` moves (a block may have
@@ -117,6 +162,10 @@ impl<S: Store> OutboxPublisher<S> {
                 // More may be waiting: go again at once.
                 Ok(n) if n >= BATCH => Duration::ZERO,
                 Ok(_) => IDLE,
+                Err(err @ PublishError::KeyNotOnChain { .. }) => {
+                    tracing::warn!(error = %err, "token events held back");
+                    IDLE
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "publishing token events failed; retrying");
                     BACKOFF
@@ -141,17 +190,34 @@ impl<S: Store> OutboxPublisher<S> {
     /// Publishes one batch; returns how many events it published (and deleted).
     pub async fn publish_some(&self) -> Result<usize, PublishError> {
         let batch = pending(&self.store, BATCH).await?;
+        let registry = self.shared.registry();
         let mut done = Vec::with_capacity(batch.len());
         let mut failure = None;
         for event in &batch {
+            let signed_at = match self.signing_height(&registry, event.height) {
+                Ok(at) => at,
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            };
             let subject = self
                 .streams
                 .event_subject("tokens", &event.envelope.name)
                 .map_err(PublishError::Bus)?;
+            let signed = SignedEvent::sign(
+                &self.key,
+                self.identity.clone(),
+                signed_at,
+                event.id.clone(),
+                event.envelope.name.clone(),
+                event.envelope.payload.clone(),
+            );
+            let message_id = signed.message_id();
             let publish = self.bus.publish_idempotent(
                 &subject,
-                &event.id,
-                Bytes::from(event.envelope.payload.clone()),
+                &message_id,
+                Bytes::from(signed.encode()),
                 HeaderMap::new(),
             );
             let outcome = match self.shared.trace_of(event.height, event.index as usize) {
@@ -177,7 +243,7 @@ impl<S: Store> OutboxPublisher<S> {
                 }
                 Err(err) => {
                     // Stop at the first failure so events go out in chain order.
-                    failure = Some(err);
+                    failure = Some(PublishError::Bus(err));
                     break;
                 }
             }
@@ -190,7 +256,7 @@ impl<S: Store> OutboxPublisher<S> {
             txn.commit().await.map_err(TokensStoreError::from)?;
         }
         match failure {
-            Some(err) => Err(PublishError::Bus(err)),
+            Some(err) => Err(err),
             None => Ok(done.len()),
         }
     }
@@ -205,6 +271,21 @@ pub enum PublishError {
     /// NATS failed.
     #[error("NATS: {0}")]
     Bus(citychain_bus::BusError),
+    /// The registry does not list this service's key for its identity, so nothing it signed
+    /// would be believed.
+    #[error(
+        "the key file's key {ours} is not the key the chain lists for {member} at height {height} ({listed}); events are held back until it is"
+    )]
+    KeyNotOnChain {
+        /// The service's identity.
+        member: MemberId,
+        /// The key it has, hex.
+        ours: String,
+        /// The key the registry lists, hex, or `none`.
+        listed: String,
+        /// The registry's height.
+        height: Height,
+    },
 }
 
 impl From<citychain_store::StoreError> for PublishError {

@@ -1,6 +1,6 @@
-//! The token service as a process: reads genesis, opens its store, connects to NATS, serves
-//! the gRPC API (with health and reflection) and `/metrics`, publishes its outbox to EVENTS,
-//! and follows CHAIN until shutdown.
+//! The token service as a process: reads genesis and its identity's key file, opens its
+//! store, connects to NATS, serves the gRPC API (with health and reflection) and `/metrics`,
+//! publishes its outbox to EVENTS (each event signed), and follows CHAIN until shutdown.
 //!
 //! Health: [`SERVICE_NAME`] starts NOT_SERVING and becomes SERVING once the follower has
 //! caught up with the CHAIN it found at start; it goes back to NOT_SERVING while a chain
@@ -9,8 +9,10 @@
 use std::time::Duration;
 
 use citychain_follower::{ChainService, ServiceSpec};
+use citychain_kernel::KeyPair;
 use citychain_proto::citychain::tokens::v1::token_service_server::TokenServiceServer;
 use citychain_runtime::config::ServiceConfig;
+use citychain_runtime::process::read_text;
 use citychain_runtime::{GrpcServer, Shutdown};
 use citychain_store::ServiceStore;
 
@@ -40,6 +42,11 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), ServiceError> {
     let own = &config.extra;
+    let key_text = read_text("token service key file", &own.tokens.key_file)?;
+    let identity = KeyPair::from_key_file(&key_text).map_err(|err| ServiceError::Task {
+        what: "reading the token service key file",
+        reason: format!("{}: {err}", own.tokens.key_file.display()),
+    })?;
     let service = ChainService::open(ServiceSpec {
         name: NAME,
         genesis: &own.chain.genesis,
@@ -60,6 +67,7 @@ pub async fn serve(
         service.bus.clone(),
         service.streams.clone(),
         service.shared.clone(),
+        identity.signing,
     );
     let applied = service.shared.applied.subscribe();
     service

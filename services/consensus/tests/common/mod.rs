@@ -130,7 +130,11 @@ impl Cluster {
 
     /// Signed transactions: `count` key-value puts of about 300 bytes from the sample members.
     pub fn transactions(&self, count: usize, first_nonce: u64) -> Vec<SignedTx> {
-        let signers: Vec<SigningKey> = self.net.keys.values().map(|k| k.signing.clone()).collect();
+        let signers: Vec<SigningKey> = self
+            .net
+            .transaction_signers()
+            .map(|(_, k)| k.signing.clone())
+            .collect();
         (0..count)
             .map(|i| {
                 SignedTx::sign(
