@@ -269,6 +269,16 @@ fn ensure_genesis(home: &Path) -> Result<Genesis> {
             .with_context(|| format!("cannot read {}", path.display()))?;
         let genesis = Genesis::from_json(&text)
             .with_context(|| format!("{} is not a valid genesis", path.display()))?;
+        let identity = service_member_id("tokens");
+        if !genesis.members.iter().any(|m| m.id.as_str() == identity) {
+            bail!(
+                "{} predates service identities: it has no member {identity}, whose key signs \
+                 the token platform's verdicts; start a new chain in another --home (or delete \
+                 {})",
+                path.display(),
+                home.display()
+            );
+        }
         eprintln!(
             "[dev] resuming chain {} from {}",
             genesis.chain_id,

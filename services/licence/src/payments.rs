@@ -5,12 +5,16 @@
 //!
 //! The bus is not trusted with verdicts: each is a [`SignedEvent`] and is stored only if the
 //! registry vouches for it as `service.tokens`' (its key was that member's key at the height
-//! it was signed at, see `Registry::vouch_for_event`) and it was signed no earlier than its
-//! read's block. Anything else on the token subjects is refused, logged and counted
-//! (`licence.verdicts.refused`), so a client that can publish on EVENTS cannot release a key.
-//! A verdict signed at a height this store has not applied yet (after a key rotation, or while
-//! the service rebuilds from genesis) is kept under `li/defer/` and judged again as the
-//! follower moves; at most [`MAX_DEFERRED`] wait at once.
+//! it was signed at, see `Registry::vouch_for_event`), it names the read's real block (the
+//! read is committed in this store at the height the verdict says), and it was signed no
+//! earlier than that block. Anything else on the token subjects is refused, logged and counted
+//! (`licence.verdicts.refused`), so a client that can publish on EVENTS cannot release a key,
+//! and a key rotated away cannot sign for reads committed after its rotation.
+//!
+//! An event signed at a height this store has not applied yet (the token service is ahead, or
+//! this service rebuilds from genesis) is judged once the follower has got there: the reader
+//! waits, in stream order. An event claiming a height CHAIN does not hold yet is refused at
+//! once, so a forged height cannot make the reader wait for ever.
 //!
 //! The durable consumer is re-created at start from the stored position (not the server's
 //! memory of it), so a store rebuilt from nothing reads every verdict again.
@@ -28,8 +32,9 @@ use citychain_kernel::genesis::service_member_id;
 use citychain_kernel::{Height, MemberId, SignedEvent, TxId};
 use citychain_licence_domain::Payment;
 use citychain_licence_domain::keys;
+use citychain_proto::citychain::licence::v1 as lpb;
 use citychain_proto::citychain::tokens::v1 as tpb;
-use citychain_store::{Scan, Store, StoreError, Transaction};
+use citychain_store::{Store, StoreError, Transaction};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::Counter;
 use opentelemetry::trace::TraceContextExt as _;
@@ -37,9 +42,6 @@ use prost::Message;
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-
-/// Verdicts waiting for the chain at most; one more is refused (and logged).
-pub const MAX_DEFERRED: usize = 4_096;
 
 /// How long to wait for an event before checking `stop` again.
 const POLL: Duration = Duration::from_secs(1);
@@ -83,8 +85,15 @@ fn verdict(name: &str, message: &[u8]) -> Option<(TxId, Payment, u64)> {
 /// What the reader makes of one message on the token platform's subjects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Judgement {
-    /// A verdict the registry vouches for.
-    Verdict(TxId, Payment),
+    /// A verdict the registry vouches for, on the read committed at `decided_at`.
+    Verdict {
+        /// The read.
+        read: TxId,
+        /// The verdict.
+        payment: Payment,
+        /// The height of the read's block, as the verdict names it.
+        decided_at: u64,
+    },
     /// A vouched-for event that is not a verdict (a reward, a grant).
     NotAVerdict,
     /// Signed at a height not applied yet: judge again later.
@@ -107,7 +116,11 @@ fn judge(registry: &Registry, producer: &MemberId, payload: &[u8]) -> Judgement 
     let is_verdict = matches!(event.name.as_str(), "ReadPaid" | "ReadPaymentFailed");
     match verdict(&event.name, &event.message) {
         Some((read, payment, decided_at)) if decided_at <= event.signed_at.0 => {
-            Judgement::Verdict(read, payment)
+            Judgement::Verdict {
+                read,
+                payment,
+                decided_at,
+            }
         }
         Some((read, _, decided_at)) => Judgement::Refused(
             "content",
@@ -159,7 +172,7 @@ pub async fn run<S: Store>(
         refused: opentelemetry::global::meter("citychain-licence")
             .u64_counter("licence.verdicts.refused")
             .with_description(
-                "Messages on the token platform's subjects not believed, by reason (unsigned, signer, content, deferred-full).",
+                "Messages on the token platform's subjects not believed, by reason (unsigned, signer, content).",
             )
             .build(),
         store,
@@ -176,28 +189,39 @@ pub async fn run<S: Store>(
         .inactive_after(ABANDONED);
     let mut consumer = bus.durable_consumer(&stream, &spec).await?;
     tracing::info!(from, "reading the token platform's payments");
-    // Deferred verdicts are judged again whenever the follower has moved since the last look.
-    let mut judged_deferred_at = None;
+    let chain = streams.stream_name(StreamKind::Chain);
+    let mut applied = reader.shared.applied.subscribe();
     tokio::pin!(stop);
     loop {
-        let applied = reader.shared.applied();
-        if judged_deferred_at != Some(applied) {
-            if reader.judge_deferred().await? {
-                released.notify_one();
-            }
-            judged_deferred_at = Some(applied);
-        }
         let delivery = tokio::select! {
             () = &mut stop => return Ok(()),
             next = consumer.next_timeout(POLL) => next?,
         };
         let Some(delivery) = delivery else { continue };
         let sequence = delivery.stream_sequence;
-        let judgement = judge(
-            &reader.shared.registry(),
-            &reader.producer,
-            &delivery.payload,
-        );
+        let mut judgement = reader.judge(&delivery.payload);
+        // Signed at a height not applied here yet: wait for the follower, unless CHAIN does
+        // not hold that height at all.
+        while let Judgement::Later(signed_at) = judgement {
+            let tip = bus.stream_state(&chain).await?.last_sequence;
+            if signed_at.0 > tip {
+                judgement = Judgement::Refused(
+                    "signer",
+                    format!("signed at height {signed_at}, beyond the chain's {tip}"),
+                );
+                break;
+            }
+            tracing::debug!(sequence, %signed_at, "a verdict waits for the follower");
+            tokio::select! {
+                () = &mut stop => return Ok(()),
+                reached = applied.wait_for(|h| h.0 >= signed_at.0) => {
+                    if reached.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            judgement = reader.judge(&delivery.payload);
+        }
         let span = if delivery.trace_context.span().span_context().is_valid() {
             let span = tracing::info_span!(
                 "licence.payment",
@@ -206,7 +230,7 @@ pub async fn run<S: Store>(
                 read.id = tracing::field::Empty,
                 sequence,
             );
-            if let Judgement::Verdict(read, _) = &judgement {
+            if let Judgement::Verdict { read, .. } = &judgement {
                 span.record("read.id", tracing::field::display(read));
             }
             let _ = span.set_parent(delivery.trace_context.clone());
@@ -214,13 +238,12 @@ pub async fn run<S: Store>(
         } else {
             tracing::Span::none()
         };
-        reader
-            .store_judgement(sequence, &judgement, &delivery.payload)
+        let stored = reader
+            .store_judgement(sequence, &judgement)
             .instrument(span)
             .await?;
         delivery.ack().await?;
-        if let Judgement::Verdict(read, payment) = judgement {
-            tracing::debug!(read = %read, ?payment, sequence, "payment verdict stored");
+        if stored {
             released.notify_one();
         }
     }
@@ -245,81 +268,61 @@ impl<S: Store> Reader<S> {
         self.refused.add(1, &[KeyValue::new("reason", reason)]);
     }
 
+    /// Judges `payload` against the registry in force.
+    fn judge(&self, payload: &[u8]) -> Judgement {
+        judge(&self.shared.registry(), &self.producer, payload)
+    }
+
     /// Stores what was judged of the message at EVENTS sequence `sequence` with the position,
-    /// unless that position is stored already.
+    /// unless that position is stored already; returns whether a verdict was stored. A
+    /// verdict counts only for the read committed here at the height it names.
     async fn store_judgement(
         &self,
         sequence: u64,
         judgement: &Judgement,
-        payload: &[u8],
-    ) -> Result<(), PaymentsError> {
+    ) -> Result<bool, PaymentsError> {
         let mut txn = self.store.begin().await?;
         if position(txn.get(keys::EVENTS_POSITION).await?) >= sequence {
-            return Ok(());
+            return Ok(false);
         }
+        let mut stored = false;
         match judgement {
-            Judgement::Verdict(read, payment) => {
-                record_payment(&mut txn, read, payment, sequence).await?;
-            }
-            Judgement::NotAVerdict => {}
-            Judgement::Later(signed_at) => {
-                let waiting = txn
-                    .scan(&Scan::prefix(keys::DEFERRED_PREFIX).limit(MAX_DEFERRED))
+            Judgement::Verdict {
+                read,
+                payment,
+                decided_at,
+            } => {
+                let committed = txn
+                    .get(&keys::read(read))
                     .await?
-                    .len();
-                if waiting >= MAX_DEFERRED {
+                    .and_then(|b| lpb::ReadState::decode(b.as_slice()).ok())
+                    .map(|state| state.height);
+                if committed == Some(*decided_at) {
+                    record_payment(&mut txn, read, payment, sequence).await?;
+                    tracing::debug!(read = %read, ?payment, sequence, "payment verdict stored");
+                    stored = true;
+                } else {
                     self.refuse(
-                        "deferred-full",
+                        "content",
                         &format!(
-                            "signed at height {signed_at}; {MAX_DEFERRED} verdicts already wait"
+                            "verdict on read {read} names height {decided_at}, the read is committed at {}",
+                            committed.map_or_else(|| "no height".to_string(), |h| h.to_string())
                         ),
                         sequence,
                     );
-                } else {
-                    tracing::info!(sequence, %signed_at, "a verdict signed ahead of this store waits for the chain");
-                    txn.put(&keys::deferred(sequence), payload)?;
                 }
             }
+            Judgement::NotAVerdict => {}
+            // The reader waits until a verdict can be judged; none reaches the store unjudged.
+            Judgement::Later(signed_at) => self.refuse(
+                "signer",
+                &format!("signed at height {signed_at}, not applied here"),
+                sequence,
+            ),
             Judgement::Refused(reason, detail) => self.refuse(reason, detail, sequence),
         }
         txn.put(keys::EVENTS_POSITION, &sequence.to_be_bytes())?;
         txn.commit().await?;
-        Ok(())
-    }
-
-    /// Judges the waiting verdicts again; returns whether any was stored.
-    async fn judge_deferred(&self) -> Result<bool, PaymentsError> {
-        let registry = self.shared.registry();
-        let mut txn = self.store.begin().await?;
-        let waiting = txn
-            .scan(&Scan::prefix(keys::DEFERRED_PREFIX).limit(MAX_DEFERRED))
-            .await?;
-        if waiting.is_empty() {
-            return Ok(false);
-        }
-        let mut stored = false;
-        let mut changed = false;
-        for (key, payload) in waiting {
-            let sequence = key
-                .strip_prefix(keys::DEFERRED_PREFIX)
-                .and_then(|rest| rest.try_into().ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            match judge(&registry, &self.producer, &payload) {
-                Judgement::Later(_) => continue,
-                Judgement::Verdict(read, payment) => {
-                    record_payment(&mut txn, &read, &payment, sequence).await?;
-                    stored = true;
-                }
-                Judgement::NotAVerdict => {}
-                Judgement::Refused(reason, detail) => self.refuse(reason, &detail, sequence),
-            }
-            txn.delete(&key)?;
-            changed = true;
-        }
-        if changed {
-            txn.commit().await?;
-        }
         Ok(stored)
     }
 }
@@ -410,7 +413,11 @@ mod tests {
         let judge = |payload: &[u8]| judge(&registry, &producer, payload);
         assert_eq!(
             judge(&signed(&key, 2, "ReadPaid", paid(2, 5))),
-            Judgement::Verdict(TxId::default(), Payment::Paid { amount: 5 })
+            Judgement::Verdict {
+                read: TxId::default(),
+                payment: Payment::Paid { amount: 5 },
+                decided_at: 2
+            }
         );
         // The bare message, as before signatures, is refused.
         assert!(matches!(
@@ -460,14 +467,15 @@ mod tests {
                 "ReadPaymentFailed",
                 failed.encode_to_vec()
             )),
-            Judgement::Verdict(
-                TxId::default(),
-                Payment::Failed {
+            Judgement::Verdict {
+                read: TxId::default(),
+                payment: Payment::Failed {
                     price: 5,
                     balance: 1,
                     shortfall: 4
-                }
-            )
+                },
+                decided_at: 3
+            }
         );
     }
 }

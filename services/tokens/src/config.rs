@@ -21,9 +21,9 @@
 //! The key file (citychain-key/v1) is the service's identity on the chain, member
 //! `service.tokens` of role `service`: it signs every event the service publishes, and the
 //! licence service releases a record key only on a `ReadPaid` signed by the key the chain lists
-//! for that member. Replicas share it; governance rotates it like any member's key (install
-//! the new file, then pass the rotation: until the rotation is in force the service holds its
-//! events back, and it says so in its log).
+//! for that member. Replicas share it; governance rotates it like any member's key (pass the
+//! rotation, then restart the service with the new file once it is in force: in between the
+//! service holds its events back, and says so in its log).
 
 use std::path::PathBuf;
 

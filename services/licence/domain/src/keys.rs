@@ -17,7 +17,6 @@
 //! | `li/wh/` ‖ read id | why a paid read can never be released (UTF-8) |
 //! | `li/bind/` ‖ subject ‖ `0x00` ‖ key | empty: the key speaks for the subject |
 //! | `li/events` | the last EVENTS sequence whose payment was stored |
-//! | `li/defer/` ‖ sequence (u64 BE) | a signed verdict signed at a height this store has not applied yet, as published |
 //!
 //! A place is height (8 bytes) ‖ index (4 bytes), big-endian, so each index lists in chain
 //! order. Ids are 32 raw bytes. Subjects, types and owner ids are visible ASCII, so the `0x00`
@@ -130,14 +129,6 @@ pub fn binding(subject: &str, key: &PublicKey) -> Vec<u8> {
 
 /// The last EVENTS sequence consumed.
 pub const EVENTS_POSITION: &[u8] = b"li/events";
-
-/// Verdicts waiting for the chain to reach the height they were signed at.
-pub const DEFERRED_PREFIX: &[u8] = b"li/defer/";
-
-/// The verdict read at EVENTS sequence `sequence`, waiting.
-pub fn deferred(sequence: u64) -> Vec<u8> {
-    join(&[DEFERRED_PREFIX, &sequence.to_be_bytes()])
-}
 
 #[cfg(test)]
 mod tests {
