@@ -7,10 +7,11 @@ use std::time::Duration;
 use citychain_client::{LedgerClient, Signer};
 use citychain_governance::Action;
 use citychain_kernel::proof::TransactionProof;
-use citychain_kernel::{Block, KeyPair, MemberId, TxBody, Validator, ValidatorSet};
+use citychain_kernel::{Block, KeyPair, MemberId, Validator, ValidatorSet};
 use citychain_proto::citychain::ledger::v1 as pb;
 use citychain_scenarios::Network;
 use citychain_testkit::genesis::network;
+use citychain_testkit::note;
 
 const SEED: u64 = 53;
 
@@ -56,10 +57,7 @@ async fn a_validator_set_change_is_followed_by_consensus_from_the_next_height() 
         .await;
     // The chain goes on under the new set: a later transaction commits.
     let later = client
-        .submit_and_wait(
-            &net.signer(&depts[3], 1),
-            TxBody::new("citychain.test.v1.Note", b"after".to_vec()),
-        )
+        .submit_and_wait(&net.signer(&depts[3], 1), note("after"))
         .await
         .unwrap();
     assert!(later.height > passed);
@@ -115,13 +113,7 @@ async fn a_rotated_key_is_refused_from_the_rotation_height_and_its_old_transacti
         .cloned()
         .unwrap();
     let old = net.signer(&bank, 1);
-    let before = client
-        .sign(
-            &old,
-            TxBody::new("citychain.test.v1.Note", b"before".to_vec()),
-        )
-        .await
-        .unwrap();
+    let before = client.sign(&old, note("before")).await.unwrap();
     let before_id = client.submit(&before).await.unwrap();
     client
         .wait(&before_id, Duration::from_secs(30))
@@ -141,23 +133,11 @@ async fn a_rotated_key_is_refused_from_the_rotation_height_and_its_old_transacti
         )
         .await;
 
-    let refused = client
-        .sign(
-            &old,
-            TxBody::new("citychain.test.v1.Note", b"old key".to_vec()),
-        )
-        .await
-        .unwrap();
+    let refused = client.sign(&old, note("old key")).await.unwrap();
     let said = client.submit(&refused).await.unwrap_err().to_string();
     assert!(said.contains("rotated from height"), "{said}");
     let new = Signer::new(net.net.genesis.chain_id.clone(), fresh.signing, 1);
-    let accepted = client
-        .submit_and_wait(
-            &new,
-            TxBody::new("citychain.test.v1.Note", b"new key".to_vec()),
-        )
-        .await
-        .unwrap();
+    let accepted = client.submit_and_wait(&new, note("new key")).await.unwrap();
     assert!(accepted.height > rotated_at);
 
     // The old key's transaction from before the rotation still has a valid proof.

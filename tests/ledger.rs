@@ -10,12 +10,13 @@ use citychain_governance::{Action, ProposalId, approve_body, propose_body};
 use citychain_kernel::genesis::Role;
 use citychain_kernel::proof::TransactionProof;
 use citychain_kernel::{
-    BlockHeader, CommitCertificate, Height, KeyPair, Member, MemberId, SignedTx, TxBody,
+    BlockHeader, CommitCertificate, Height, KeyPair, Member, MemberId, SignedTx,
 };
 use citychain_proto::citychain::ledger::v1 as pb;
 use citychain_scenarios::Network;
 use citychain_store::{EmbeddedStore, Scan, Store, Transaction};
 use citychain_testkit::genesis::network;
+use citychain_testkit::{note, note_about};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -52,8 +53,7 @@ async fn a_submitted_transaction_commits_and_its_proof_verifies_offline() {
     let (net, mut client) = running(SEED).await;
     let bank = non_validator(&net);
     let signer = signer(&net, &bank, 1);
-    let body = TxBody::new("citychain.test.v1.Note", b"loan file 7".to_vec())
-        .with_subjects(["citizen:3301-0007"]);
+    let body = note_about("citizen:3301-0007", "loan file 7");
 
     let tx = client.sign(&signer, body).await.unwrap();
     let id = client.submit(&tx).await.unwrap();
@@ -83,12 +83,7 @@ async fn a_submitted_transaction_commits_and_its_proof_verifies_offline() {
     assert!(verified.signed_by_genesis(&net.net.genesis));
 
     // The proof of another transaction, and a mutated proof, are refused.
-    let other = signer
-        .sign(
-            TxBody::new("citychain.test.v1.Note", b"other".to_vec()),
-            tx.expiry(),
-        )
-        .unwrap();
+    let other = signer.sign(note("other"), tx.expiry()).unwrap();
     let mut swapped = proof.clone();
     swapped.transaction = other.bytes().to_vec();
     assert!(swapped.verify(&net.net.genesis.chain_id).is_err());
@@ -197,19 +192,11 @@ async fn malformed_requests_get_typed_errors_and_the_service_keeps_serving() {
 
     let stranger = KeyPair::from_seeds(None, &[9; 32], &[8; 32]);
     let outsider = Signer::new(net.net.genesis.chain_id.clone(), stranger.signing, 1);
-    let tx = client
-        .sign(&outsider, TxBody::new("citychain.test.v1.Note", vec![1]))
-        .await
-        .unwrap();
+    let tx = client.sign(&outsider, note("1")).await.unwrap();
     let refused = client.submit(&tx).await.unwrap_err().to_string();
     assert!(refused.contains("not a member"), "{refused}");
 
-    let too_far = outsider
-        .sign(
-            TxBody::new("citychain.test.v1.Note", vec![1]),
-            Height(u64::MAX),
-        )
-        .unwrap();
+    let too_far = outsider.sign(note("1"), Height(u64::MAX)).unwrap();
     let expiry = client.submit(&too_far).await.unwrap_err().to_string();
     assert!(expiry.contains("choose an expiry up to"), "{expiry}");
 
@@ -253,10 +240,7 @@ async fn a_member_admitted_by_three_of_four_departments_transacts_from_the_next_
         .submit_and_wait(&second, approve_body(&proposal))
         .await
         .unwrap();
-    let early = client
-        .sign(&newco, TxBody::new("citychain.test.v1.Note", vec![1]))
-        .await
-        .unwrap();
+    let early = client.sign(&newco, note("1")).await.unwrap();
     let refused = client.submit(&early).await.unwrap_err().to_string();
     assert!(refused.contains("not a member"), "with 2 of 4: {refused}");
 
@@ -266,10 +250,7 @@ async fn a_member_admitted_by_three_of_four_departments_transacts_from_the_next_
         .submit_and_wait(&third, approve_body(&proposal))
         .await
         .unwrap();
-    let admitted = client
-        .submit_and_wait(&newco, TxBody::new("citychain.test.v1.Note", vec![2]))
-        .await
-        .unwrap();
+    let admitted = client.submit_and_wait(&newco, note("2")).await.unwrap();
     assert!(admitted.height > passed.height);
     let record = client
         .grpc()
@@ -298,10 +279,7 @@ async fn a_ledger_killed_under_load_resumes_with_no_block_applied_twice_or_skipp
     let txs: Vec<SignedTx> = (0..300u32)
         .map(|i| {
             signer
-                .sign(
-                    TxBody::new("citychain.test.v1.Note", i.to_be_bytes().to_vec()),
-                    Height(tip + 200),
-                )
+                .sign(note(&format!("note {i}")), Height(tip + 200))
                 .unwrap()
         })
         .collect();

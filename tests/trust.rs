@@ -14,6 +14,7 @@ use citychain_records::{ReadTarget, read_body};
 use citychain_scenarios::platform::{CITIZEN, Platform, SURVEY, SURVEY_PAYLOAD, WAIT};
 use citychain_scenarios::{Network, Service};
 use citychain_testkit::genesis::network;
+use citychain_testkit::note;
 use prost::Message;
 
 /// The bank of the sample members.
@@ -124,8 +125,8 @@ async fn garbage_on_chain_and_consensus_subjects_stops_no_validator() {
     let mut client = net.client().await;
     let dept = net.departments()[0].clone();
     let signer = net.signer(&dept, 1);
-    let note = |n: u32| TxBody::new("citychain.test.v1.Note", n.to_be_bytes().to_vec());
-    client.submit_and_wait(&signer, note(1)).await.unwrap();
+    let numbered = |n: u32| note(&format!("note {n}"));
+    client.submit_and_wait(&signer, numbered(1)).await.unwrap();
 
     // Validator 3 is down while the garbage arrives, to catch up over it later.
     net.stop_validator(3).await;
@@ -164,7 +165,7 @@ async fn garbage_on_chain_and_consensus_subjects_stops_no_validator() {
 
     // Commits go on past the garbage, and the ledger repairs the gap it left on CHAIN.
     for n in 2..8 {
-        client.submit_and_wait(&signer, note(n)).await.unwrap();
+        client.submit_and_wait(&signer, numbered(n)).await.unwrap();
     }
     let last = operator
         .stream_state(&chain_stream)
@@ -192,7 +193,7 @@ async fn garbage_on_chain_and_consensus_subjects_stops_no_validator() {
     // of the others stopped, nothing commits without it.
     net.start_validator(3).await;
     net.stop_validator(0).await;
-    client.submit_and_wait(&signer, note(20)).await.unwrap();
+    client.submit_and_wait(&signer, numbered(20)).await.unwrap();
     assert!(net.validator_running(3), "the restarted validator exited");
 }
 
@@ -329,4 +330,132 @@ async fn forged_verdicts_before_and_after_the_real_one_release_no_key() {
     assert_eq!(state.state, State::PaymentFailed as i32, "{state:?}");
     assert!(state.grant.is_none() && state.sealed_payload.is_empty());
     assert_eq!(p.balance(BANK).await, 0, "the bank stays unpaid");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bodies_the_chain_does_not_carry_are_refused_at_submission_and_by_every_validator() {
+    use citychain_client::Signer;
+    use citychain_proto::citychain::ledger::v1::SubmitTransactionRequest;
+    use tonic::Code;
+
+    let mut net = Network::new(network(4, SEED + 3)).await;
+    net.start_validators().await;
+    net.start(Service::Ledger, "ledger").await;
+    let mut client = net.client().await;
+    let chain_id = net.net.genesis.chain_id.clone();
+    let member = net.signer(&net.departments()[0], 1);
+    let outsider = Signer::new(chain_id.clone(), SigningKey::from_seed(&[0x77; 32]), 1);
+    let random = |n: usize| -> Vec<u8> {
+        (0..n as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect()
+    };
+    let read_type = citychain_records::READ_TYPE_URL;
+    let no_subjects = TxBody {
+        subjects: Vec::new(),
+        ..note("no subjects")
+    };
+    let cases: Vec<(&Signer, TxBody, Code, &str)> = vec![
+        (
+            &member,
+            TxBody::new("citychain.bench.v1.Put", random(200)),
+            Code::InvalidArgument,
+            "is not one the chain carries",
+        ),
+        (
+            &member,
+            TxBody::new(read_type, random(64)).with_subjects([CITIZEN]),
+            Code::InvalidArgument,
+            "does not decode",
+        ),
+        (
+            &member,
+            no_subjects,
+            Code::InvalidArgument,
+            "must declare exactly",
+        ),
+        (
+            &outsider,
+            TxBody::new("citychain.citizen.v1.Register", random(60_000)),
+            Code::InvalidArgument,
+            "is not one the chain carries",
+        ),
+        (
+            &outsider,
+            note("a stranger's read"),
+            Code::PermissionDenied,
+            "is not a member's",
+        ),
+    ];
+
+    let mut junk = Vec::new();
+    for (signer, body, code, expected) in cases {
+        let shown = body.type_url.clone();
+        let tx = client.sign(signer, body).await.unwrap();
+        let status = client
+            .grpc()
+            .submit_transaction(SubmitTransactionRequest {
+                transaction: tx.bytes().to_vec(),
+            })
+            .await
+            .expect_err(&shown);
+        assert_eq!(status.code(), code, "{shown}: {}", status.message());
+        assert!(
+            status.message().contains(expected),
+            "{shown}: {}",
+            status.message()
+        );
+        assert!(status.message().len() < 600, "{shown}: a long message");
+        junk.push(tx);
+    }
+
+    // The same transactions put straight on MEMPOOL, as a client with a service's NATS
+    // account could: no validator takes them into a block, and commits go on around them.
+    let bus = connect_as(&net, "ledger").await;
+    for tx in &junk {
+        bus.publish_idempotent(
+            &net.streams.mempool_subject(),
+            &tx.id().to_string(),
+            tx.bytes().to_vec().into(),
+            HeaderMap::new(),
+        )
+        .await
+        .unwrap();
+    }
+    let mut committed = Vec::new();
+    for n in 0..3 {
+        let tx = client
+            .sign(&member, note(&format!("around the junk {n}")))
+            .await
+            .unwrap();
+        let id = client.submit(&tx).await.unwrap();
+        client.wait(&id, WAIT).await.unwrap();
+        committed.push(id);
+    }
+    let height = client.tip_height().await.unwrap();
+    let chain_stream = net.streams.stream_name(StreamKind::Chain);
+    let operator = net.bus().await;
+    let last = operator
+        .stream_state(&chain_stream)
+        .await
+        .unwrap()
+        .last_sequence;
+    let mut on_chain = Vec::new();
+    for sequence in 1..=last {
+        let message = operator.get_message(&chain_stream, sequence).await.unwrap();
+        let block = citychain_kernel::Block::decode(&message.payload).unwrap();
+        on_chain.extend(block.txs.iter().map(|t| t.id().to_string()));
+    }
+    assert!(height >= 3, "blocks were made: height {height}");
+    for id in &committed {
+        assert!(on_chain.contains(id), "{id} was not committed");
+    }
+    for tx in &junk {
+        assert!(
+            !on_chain.contains(&tx.id().to_string()),
+            "{} ({}) was committed",
+            tx.id(),
+            tx.body().type_url
+        );
+    }
 }

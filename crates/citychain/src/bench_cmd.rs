@@ -17,7 +17,7 @@ use clap::{Args, Subcommand};
 pub enum BenchCommand {
     /// Committed transactions per second and commit latency of local validators.
     ///
-    /// Starts a nats-server and the validators on this machine, pre-signs key-value puts,
+    /// Starts a nats-server and the validators on this machine, pre-signs licence reads,
     /// publishes them to MEMPOOL at a constant rate whatever the commits do (open loop), and
     /// measures each transaction's latency from its intended send time to the arrival of its
     /// block in CHAIN. Without --rate it sweeps several rates, each on a fresh cluster.

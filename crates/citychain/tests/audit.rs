@@ -11,7 +11,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use citychain_client::Signer;
-use citychain_kernel::TxBody;
 use citychain_kernel::proof::TransactionProof;
 use citychain_proto::citychain::ledger::v1 as pb;
 use citychain_scenarios::Network;
@@ -34,10 +33,7 @@ async fn proofs_from_the_ledger_verify_offline_and_exports_verify_from_genesis()
         1,
     );
     let tx = client
-        .sign(
-            &signer,
-            TxBody::new("citychain.test.v1.Note", b"deed 12".to_vec()),
-        )
+        .sign(&signer, citychain_testkit::note("deed 12"))
         .await
         .unwrap();
     let id = client.submit(&tx).await.unwrap();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use citychain_bus::access;
 use citychain_bus::{Bus, BusConfig, HeaderMap, StreamsConfig, connect, ensure_streams};
-use citychain_kernel::{Height, SignedTx, SigningKey, TxBody};
+use citychain_kernel::{Height, SignedTx, SigningKey};
 use citychain_proto::citychain::consensus::v1::GetStatusRequest;
 use citychain_proto::citychain::consensus::v1::GetStatusResponse;
 use citychain_proto::citychain::consensus::v1::consensus_service_client::ConsensusServiceClient;
@@ -329,7 +329,7 @@ impl Network {
                 &signers[i % signers.len()],
                 self.next_nonce,
                 Height(900),
-                TxBody::new("citychain.test.v1.Put", vec![i as u8; 64]),
+                citychain_testkit::note(&format!("put {i}")),
             )
             .unwrap();
             self.next_nonce += 1;

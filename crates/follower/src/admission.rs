@@ -1,15 +1,19 @@
 //! Admission of a signed transaction at a service's API, before it goes to MEMPOOL: the
 //! checks every service makes the same way (canonical encoding, chain, signature, an expiry
-//! the chain can still meet and not too far ahead, a signer the registry in force lets send
-//! this body), and the idempotent publish (`Nats-Msg-Id` = the transaction id, so a retry is
-//! never a second copy). Services add their own checks between the two.
+//! the chain can still meet and not too far ahead, and what every validator checks again
+//! ([`citychain_txrules::admit`]): a body type the chain carries, passing its type's rules,
+//! from a signer the registry in force lets send it), and the idempotent publish
+//! (`Nats-Msg-Id` = the transaction id, so a retry is never a second copy). Services add
+//! their own checks between the two. A signed query (a receipts query) gets the same checks
+//! except the chain's admission, as it is never submitted.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use citychain_bus::{Appended, Bus, BusError, HeaderMap, StreamsConfig};
-use citychain_governance::{Refusal, Signer};
+use citychain_governance::Signer;
 use citychain_kernel::{ChainId, Height, SignedTx, TxError};
+use citychain_txrules::Inadmissible;
 use thiserror::Error;
 
 use crate::shared::Shared;
@@ -26,17 +30,18 @@ pub enum AdmissionError {
     /// The expiry has passed, or is further ahead than the service accepts.
     #[error("{0}")]
     Expiry(String),
-    /// The signer may not send this body.
+    /// The chain does not carry this body, or not from this signer.
     #[error("{0}")]
-    Refused(#[from] Refusal),
+    Inadmissible(#[from] Inadmissible),
     /// NATS failed while publishing.
     #[error("NATS: {0}")]
     Bus(#[from] BusError),
 }
 
 impl From<AdmissionError> for tonic::Status {
-    /// The caller's faults are INVALID_ARGUMENT (bad bytes), FAILED_PRECONDITION (expiry) or
-    /// PERMISSION_DENIED (signer); a NATS failure is ours, UNAVAILABLE, and is logged.
+    /// The caller's faults are INVALID_ARGUMENT (bad bytes, a body the chain does not carry,
+    /// an oversized citizen's transaction), FAILED_PRECONDITION (expiry) or PERMISSION_DENIED
+    /// (signer); a NATS failure is ours, UNAVAILABLE, and is logged.
     fn from(err: AdmissionError) -> tonic::Status {
         let message = citychain_runtime::grpc::short_message(err.to_string());
         match err {
@@ -44,7 +49,13 @@ impl From<AdmissionError> for tonic::Status {
                 tonic::Status::invalid_argument(message)
             }
             AdmissionError::Expiry(_) => tonic::Status::failed_precondition(message),
-            AdmissionError::Refused(_) => tonic::Status::permission_denied(message),
+            AdmissionError::Inadmissible(Inadmissible::Signer(_)) => {
+                tonic::Status::permission_denied(message)
+            }
+            AdmissionError::Inadmissible(
+                Inadmissible::CitizenKeyQuota { .. } | Inadmissible::CitizenBlockQuota { .. },
+            ) => tonic::Status::resource_exhausted(message),
+            AdmissionError::Inadmissible(_) => tonic::Status::invalid_argument(message),
             AdmissionError::Bus(_) => {
                 tracing::warn!(error = %message, "submission failed on NATS");
                 tonic::Status::unavailable(message)
@@ -100,8 +111,27 @@ impl Admission {
     }
 
     /// The checks against the chain as the service has applied it: an expiry the next block
-    /// can meet and not too far ahead, and a signer allowed to send the body.
+    /// can meet and not too far ahead, and a body the chain admits from this signer.
     pub fn admit(&self, tx: &SignedTx) -> Result<Signer, AdmissionError> {
+        self.check_expiry(tx)?;
+        Ok(citychain_txrules::admit(&self.shared.registry(), tx)?)
+    }
+
+    /// Checks a signed query (a body signed to prove who asks, never submitted to the
+    /// chain): the stateless checks, an expiry as for a transaction, and a signer the
+    /// registry in force lets send the body.
+    pub fn check_query(&self, bytes: &[u8]) -> Result<(SignedTx, Signer), AdmissionError> {
+        let query = self.decode(bytes)?;
+        self.check_expiry(&query)?;
+        let signer = self
+            .shared
+            .registry()
+            .authorize(query.signer(), &query.body().type_url)
+            .map_err(Inadmissible::Signer)?;
+        Ok((query, signer))
+    }
+
+    fn check_expiry(&self, tx: &SignedTx) -> Result<(), AdmissionError> {
         let id = tx.id();
         let next = self.shared.applied().0 + 1;
         if tx.expiry().0 < next {
@@ -119,10 +149,7 @@ impl Admission {
                 next + self.max_ttl
             )));
         }
-        Ok(self
-            .shared
-            .registry()
-            .authorize(tx.signer(), &tx.body().type_url)?)
+        Ok(())
     }
 
     /// The last height the service has applied.

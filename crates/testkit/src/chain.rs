@@ -3,7 +3,7 @@
 //! derived from a seed so a failing test can be replayed.
 
 use citychain_kernel::export::ExportWriter;
-use citychain_kernel::tx::{SignedTx, TxBody};
+use citychain_kernel::tx::SignedTx;
 use citychain_kernel::{
     Block, BlockHash, BlockHeader, CommitCertificate, Hash32, Height, KeyPair, SigningKey,
 };
@@ -96,14 +96,13 @@ impl<'a> ChainBuilder<'a> {
                 .map(|i| {
                     let who = rng.range(0, members.len() as u64 - 1) as usize;
                     nonces[who] += 1;
-                    let mut value = format!("block {h} tx {i} ").into_bytes();
-                    value.extend_from_slice(&rng.next_u64().to_be_bytes());
+                    let text = format!("block {h} tx {i} {:016x}", rng.next_u64());
                     SignedTx::sign(
                         chain,
                         &members[who].signing,
                         nonces[who],
                         Height(h + 100),
-                        TxBody::new("citychain.test.v1.Note", value),
+                        crate::note(&text),
                     )
                     .unwrap_or_else(|e| panic!("test transaction (seed {}): {e}", self.seed))
                 })

@@ -198,11 +198,8 @@ impl citychain_consensus_domain::BlockChecker for ProposalRules {
         }
         {
             let registry = self.registry.lock().map_err(|_| "registry poisoned")?;
-            for (index, tx) in block.txs.iter().enumerate() {
-                registry
-                    .authorize(tx.signer(), &tx.body().type_url)
-                    .map_err(|why| format!("transaction {index}: {why}"))?;
-            }
+            citychain_txrules::check_block(&registry, &block.txs)
+                .map_err(|(index, why)| format!("transaction {index}: {why}"))?;
         }
         let replay = self.replay.lock().map_err(|_| "replay window poisoned")?;
         replay
@@ -235,28 +232,32 @@ impl citychain_consensus_domain::BlockChecker for ProposalRules {
     }
 }
 
-/// Keeps the transactions whose signer governance lets send them at the next height, taking
-/// the registry's lock once for the whole batch.
-/// Keeps the items of `items` whose transaction (`tx_of`) governance authorizes now.
-fn retain_authorized<T>(
+/// Keeps the items of `items` whose transaction (`tx_of`) the chain admits now
+/// ([`citychain_txrules`]), taking the registry's lock once for the whole batch. With
+/// `for_block`, also the citizens' quotas of one block, counted in order.
+fn retain_admissible<T>(
     registry: &Mutex<Registry>,
     items: &mut Vec<T>,
     tx_of: impl Fn(&T) -> &SignedTx,
+    for_block: bool,
 ) {
     let Ok(registry) = registry.lock() else {
         items.clear();
         return;
     };
-    items.retain(|item| {
-        let tx = tx_of(item);
-        match registry.authorize(tx.signer(), &tx.body().type_url) {
-            Ok(_) => true,
-            Err(why) => {
-                tracing::debug!(tx = %tx.id(), reason = %why, "transaction left out: governance refuses its signer");
-                false
-            }
-        }
-    });
+    let left_out = |tx: &SignedTx, why: citychain_txrules::Inadmissible| {
+        tracing::debug!(tx = %tx.id(), reason = %why, "transaction left out: the chain does not admit it");
+    };
+    if for_block {
+        citychain_txrules::retain_for_block(&registry, items, tx_of, left_out);
+    } else {
+        items.retain(|item| {
+            let tx = tx_of(item);
+            citychain_txrules::admit(&registry, tx)
+                .map_err(|why| left_out(tx, why))
+                .is_ok()
+        });
+    }
 }
 
 /// A transaction pulled from MEMPOOL, with the trace context its message carried.
@@ -616,7 +617,7 @@ impl<S: Store + Clone + 'static> Engine<S> {
     }
 
     fn admit(&mut self, mut txs: Vec<Arrival>) {
-        retain_authorized(&self.registry, &mut txs, |(tx, _)| tx);
+        retain_admissible(&self.registry, &mut txs, |(tx, _)| tx, false);
         let Ok(replay) = self.replay.lock() else {
             return;
         };
@@ -678,8 +679,9 @@ impl<S: Store + Clone + 'static> Engine<S> {
                 .select(self.limits, &replay, Height(request.height)),
             Err(_) => Vec::new(),
         };
-        // Governance may have changed since admission (a key rotated, a member suspended).
-        retain_authorized(&self.registry, &mut txs, |tx| tx);
+        // Governance may have changed since admission (a key rotated, a member suspended),
+        // and the citizens' quotas hold per block.
+        retain_admissible(&self.registry, &mut txs, |tx| tx, true);
         let header = BlockHeader {
             chain_id: self.setup.genesis.chain_id.clone(),
             height: Height(request.height),

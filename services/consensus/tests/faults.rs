@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use citychain_bus::HeaderMap;
 use citychain_consensus::BlockStore;
-use citychain_kernel::{Height, SignedTx, TxBody};
+use citychain_kernel::{Height, SignedTx};
 use common::Cluster;
 
 /// Waits until CHAIN reaches `height`, or panics after `secs`.
@@ -122,7 +122,7 @@ async fn replayed_transactions_commit_once() {
         &signer,
         original.nonce(),
         Height(800),
-        TxBody::new("citychain.test.v1.Put", b"another body".to_vec()),
+        citychain_testkit::note("another body"),
     )
     .unwrap();
     for (i, tx) in [&original, &original, &same_nonce, &original]

@@ -243,7 +243,7 @@ impl<S: Store + Clone + 'static> LicenceApi<S> {
         &self,
         req: lpb::ListReceiptsRequest,
     ) -> Result<lpb::ListReceiptsResponse, ApiError> {
-        let (query, _) = self.admission.check(&req.query)?;
+        let (query, _) = self.admission.check_query(&req.query)?;
         let Some(LicenceBody::ReceiptsQuery { subject }) = LicenceBody::decode(query.body())?
         else {
             return Err(wrong_body(RECEIPTS_QUERY_TYPE_URL, &query.body().type_url));

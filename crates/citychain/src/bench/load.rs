@@ -1,9 +1,10 @@
-//! The load: key-value puts signed before a run starts, and the open-loop publisher that puts
-//! them on MEMPOOL at their intended send times.
+//! The load: licence reads signed before a run starts, and the open-loop publisher that puts
+//! them on MEMPOOL at their intended send times. A read is a body the chain admits from any
+//! member, and its purpose is free text, so padding it sizes the transaction.
 //!
 //! Every transaction has its own (signer, nonce) pair: signers take turns, nonces count up
-//! from 1, so the replay rules never refuse one and no two are the same transaction. The body
-//! is padded so that the encoded signed transaction has the requested size.
+//! from 1, so the replay rules never refuse one and no two are the same transaction. The
+//! read's purpose is padded so that the encoded signed transaction has the requested size.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,13 +15,14 @@ use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
 use citychain_bus::{Bus, trace};
-use citychain_kernel::{ChainId, Height, SignedTx, SigningKey, TxBody, TxId};
+use citychain_kernel::{ChainId, Hash32, Height, SignedTx, SigningKey, TxBody, TxId};
+use citychain_records::{MAX_PURPOSE_BYTES, ReadTarget, read_body};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 
-/// The body's type name: a put of one key and value.
-const PUT_TYPE: &str = "citychain.bench.v1.Put";
+/// The subject every bench read declares.
+const BENCH_SUBJECT: &str = "citizen:bench";
 
 /// One signed transaction ready to publish.
 pub struct Prepared {
@@ -38,14 +40,21 @@ pub struct Workload {
     pub mean_bytes: f64,
 }
 
-/// What a put's body holds: a fixed-width key naming the nonce, `=`, and filler.
-fn body(nonce: u64, value_len: usize) -> TxBody {
-    let mut value = format!("bench/{nonce:016x}=").into_bytes();
-    value.extend((0..value_len).map(|i| b'a' + (i % 26) as u8));
-    TxBody::new(PUT_TYPE, value)
+/// A bench read: of a record named by the nonce, for a purpose naming the nonce and padded
+/// with `filler` letters (a purpose is at most [`MAX_PURPOSE_BYTES`], which bounds `filler`).
+fn body(nonce: u64, filler: usize) -> TxBody {
+    let mut purpose = format!("bench {nonce:016x} ");
+    purpose.extend((0..filler).map(|i| char::from(b'a' + (i % 26) as u8)));
+    let mut record = [0u8; 32];
+    record[..8].copy_from_slice(&nonce.to_be_bytes());
+    let record = TxId(Hash32(record));
+    read_body(&ReadTarget::Record(record), BENCH_SUBJECT, &purpose)
 }
 
-/// Signs one put whose encoding is `target` bytes, or as close as the encoding allows.
+/// The longest filler a bench read's purpose holds.
+const MAX_FILLER: usize = MAX_PURPOSE_BYTES - "bench 0000000000000000 ".len();
+
+/// Signs one read whose encoding is `target` bytes, or as close as the encoding allows.
 /// `filler` is the current guess of the filler length; it is updated for the next call.
 fn sign_sized(
     chain_id: &ChainId,
@@ -63,7 +72,7 @@ fn sign_sized(
         if size == target {
             break;
         }
-        let corrected = (*filler + target).saturating_sub(size);
+        let corrected = (*filler + target).saturating_sub(size).min(MAX_FILLER);
         if corrected == *filler {
             break;
         }
@@ -77,15 +86,21 @@ fn sign_sized(
 fn calibrate(chain_id: &ChainId, key: &SigningKey, expiry: Height, target: usize) -> Result<usize> {
     let bare = SignedTx::sign(chain_id, key, 1, expiry, body(1, 0))?;
     let minimum = bare.bytes().len();
-    if target < minimum {
-        bail!("--tx-bytes {target} is too small: a put is at least {minimum} bytes");
+    let maximum = SignedTx::sign(chain_id, key, 1, expiry, body(1, MAX_FILLER))?
+        .bytes()
+        .len();
+    if target < minimum || target > maximum {
+        bail!(
+            "--tx-bytes {target} is out of range: a bench transaction (a licence read) is \
+             {minimum} to {maximum} bytes"
+        );
     }
     let mut filler = target - minimum;
     sign_sized(chain_id, key, 1, expiry, target, &mut filler)?;
     Ok(filler)
 }
 
-/// Signs `count` puts of `tx_bytes` bytes each, spread over `signers`, on `threads` threads.
+/// Signs `count` reads of `tx_bytes` bytes each, spread over `signers`, on `threads` threads.
 pub fn sign_workload(
     chain_id: &ChainId,
     signers: &[SigningKey],

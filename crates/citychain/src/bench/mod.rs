@@ -2,7 +2,7 @@
 //!
 //! * [`cluster`]: a local nats-server and N validators as tasks of this process, each with its
 //!   own NATS connection and its own embedded block store in a temporary directory.
-//! * [`load`]: pre-signed key-value puts and the open-loop publisher.
+//! * [`load`]: pre-signed licence reads and the open-loop publisher.
 //! * [`observe`]: the CHAIN reader that dates every transaction's commit.
 //! * [`verify`]: this machine's batch signature verification rate on all cores.
 //! * [`report`]: percentiles, the table and the JSON lines.

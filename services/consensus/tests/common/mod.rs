@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use citychain_bus::{Bus, HeaderMap, StreamKind, StreamsConfig, connect, ensure_streams};
 use citychain_consensus::{ConsensusSection, Status, ValidatorSetup, run};
-use citychain_kernel::{Block, ChainVerifier, Height, SignedTx, SigningKey, TxBody};
+use citychain_kernel::{Block, ChainVerifier, Height, SignedTx, SigningKey};
 use citychain_store::EmbeddedStore;
 use citychain_testkit::genesis::{TestNetwork, network};
 use citychain_testkit::nats::{self, NatsServer};
@@ -142,7 +142,7 @@ impl Cluster {
                     &signers[i % signers.len()],
                     first_nonce + i as u64,
                     Height(900),
-                    TxBody::new("citychain.test.v1.Put", vec![i as u8; 200]),
+                    citychain_testkit::note(&format!("put {i:06} {}", "p".repeat(190))),
                 )
                 .unwrap()
             })
