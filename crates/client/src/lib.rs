@@ -4,13 +4,17 @@
 //! ([`licence`]). The CLI, the demo and the end-to-end tests use it.
 //!
 //! ```no_run
-//! # async fn run(key: citychain_kernel::SigningKey) -> Result<(), citychain_client::ClientError> {
+//! # async fn run(
+//! #     key: citychain_kernel::SigningKey,
+//! #     record: citychain_kernel::TxId,
+//! # ) -> Result<(), citychain_client::ClientError> {
 //! use citychain_client::{LedgerClient, Signer};
-//! use citychain_kernel::TxBody;
+//! use citychain_records::{ReadTarget, read_body};
 //!
 //! let mut ledger = LedgerClient::connect("http://127.0.0.1:7001").await?;
 //! let signer = Signer::new(ledger.chain_id().clone(), key, 1);
-//! let body = TxBody::new("citychain.example.v1.Note", b"hello".to_vec());
+//! // A read of `record`, a record about citizen:3301-0007, as a receipt on the chain.
+//! let body = read_body(&ReadTarget::Record(record), "citizen:3301-0007", "loan review");
 //! let committed = ledger.submit_and_wait(&signer, body).await?;
 //! println!("committed at height {} index {}", committed.height, committed.index);
 //! # Ok(()) }

@@ -41,7 +41,8 @@ pub enum AdmissionError {
 impl From<AdmissionError> for tonic::Status {
     /// The caller's faults are INVALID_ARGUMENT (bad bytes, a body the chain does not carry,
     /// an oversized citizen's transaction), FAILED_PRECONDITION (expiry) or PERMISSION_DENIED
-    /// (signer); a NATS failure is ours, UNAVAILABLE, and is logged.
+    /// (signer); a citizens' block quota, which only block assembly counts, would be
+    /// RESOURCE_EXHAUSTED. A NATS failure is ours, UNAVAILABLE, and is logged.
     fn from(err: AdmissionError) -> tonic::Status {
         let message = citychain_runtime::grpc::short_message(err.to_string());
         match err {
