@@ -592,6 +592,31 @@ fn rendered_configurations_load_with_each_services_own_type() {
                 "tokens" => load::<citychain_tokens::TokensConfig>(&text, &env).grpc,
                 other => panic!("unknown service {other}"),
             };
+            // Every replica of a list API reads one page token secret, from the Secret the
+            // values name, mounted where the configuration looks.
+            let secret = grpc.page_token_secret_file.as_deref();
+            if set.starts_with("production") && service != "consensus" {
+                assert_eq!(
+                    secret,
+                    Some(Path::new("/etc/citychain/page-tokens/secret")),
+                    "{set}: {service}"
+                );
+                let mounted = items(&container["volumeMounts"])
+                    .iter()
+                    .any(|m| m["mountPath"].as_str() == Some("/etc/citychain/page-tokens"));
+                let volume = items(&workload.body["spec"]["template"]["spec"]["volumes"])
+                    .iter()
+                    .find(|v| v["name"].as_str() == Some("page-tokens"))
+                    .map(|v| v["secret"]["secretName"].as_str());
+                assert!(mounted, "{set}: {service} mounts the page token secret");
+                assert_eq!(
+                    volume,
+                    Some(Some("citychain-page-tokens")),
+                    "{set}: {service}"
+                );
+            } else if set == "default" || service == "consensus" {
+                assert_eq!(secret, None, "{set}: {service}");
+            }
             // The probes and the Service ask the port the service listens on.
             let port = items(&container["ports"])
                 .iter()

@@ -167,6 +167,51 @@ async fn malformed_requests_get_typed_errors_and_the_service_keeps_serving() {
         .unwrap_err();
     assert_eq!(token.code(), Code::InvalidArgument);
 
+    // A real token edited to start elsewhere (the key moved, its tag kept) is refused too.
+    while client.tip_height().await.unwrap() < 3 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let grpc = client.grpc();
+    let first = grpc
+        .list_blocks(pb::ListBlocksRequest {
+            from_height: 1,
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let real = first.next_page_token;
+    assert!(!real.is_empty(), "a full page has a next token");
+    let mut moved = real.clone().into_bytes();
+    // The key's last byte (before the 32 hex characters of the tag) is the height's lowest.
+    let at = moved.len() - 33;
+    moved[at] = if moved[at] == b'9' { b'8' } else { b'9' };
+    let moved = grpc
+        .list_blocks(pb::ListBlocksRequest {
+            from_height: 1,
+            page_size: 1,
+            page_token: String::from_utf8(moved).unwrap(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(moved.code(), Code::InvalidArgument);
+    assert!(
+        moved.message().contains("was not issued for this list"),
+        "{}",
+        moved.message()
+    );
+    let next = grpc
+        .list_blocks(pb::ListBlocksRequest {
+            from_height: 1,
+            page_size: 1,
+            page_token: real,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next.blocks.len(), 1);
+
     let far = grpc
         .get_block(pb::GetBlockRequest {
             at: Some(pb::get_block_request::At::Height(1_000_000_000)),

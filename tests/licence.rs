@@ -286,6 +286,47 @@ async fn the_catalogue_lists_metadata_by_subject_type_owner_and_height_in_pages(
         "{}",
         err.message()
     );
+
+    // Filters no record could match are refused naming their bound, without echoing a
+    // long input back.
+    let long = "x".repeat(1 << 20);
+    for (request, field, limit) in [
+        (
+            search(&long, "", "", 0, 0, String::new()),
+            "subject",
+            "1 to 128",
+        ),
+        (
+            search("citizen: spaced", "", "", 0, 0, String::new()),
+            "subject",
+            "visible ASCII",
+        ),
+        (
+            search("", &long, "", 0, 0, String::new()),
+            "record_type",
+            "limit is 64",
+        ),
+        (
+            search("", "Housing Filing", "", 0, 0, String::new()),
+            "record_type",
+            "",
+        ),
+        (search("", "", &long, 0, 0, String::new()), "owner", "128"),
+        (
+            search("", "", "Dept Housing", 0, 0, String::new()),
+            "owner",
+            "",
+        ),
+    ] {
+        let err = p.licence.grpc().search_records(request).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{field}");
+        assert!(
+            err.message().contains(field) && err.message().contains(limit),
+            "{field}: {}",
+            err.message()
+        );
+        assert!(err.message().len() < 600, "{field}: a long message");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

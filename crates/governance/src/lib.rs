@@ -36,7 +36,8 @@ pub use audit::{AuditError, ChainAuditor};
 pub use authorize::{CITIZEN_TYPE_PREFIXES, CITIZEN_TYPE_SUFFIXES, Signer, citizen_may_send};
 pub use error::{ActionError, ApplyError, EventRefusal, Refusal, Rejection, StateError};
 pub use params::{
-    FieldKind, FieldSpec, MAX_AMOUNT, RecordType, RecordTypeName, TokenPolicy, amount_from_proto,
+    FieldKind, FieldSpec, MAX_AMOUNT, MAX_NAME_BYTES, RecordType, RecordTypeName, TokenPolicy,
+    amount_from_proto,
 };
 pub use rules::Event;
 pub use state::{

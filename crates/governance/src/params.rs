@@ -77,7 +77,10 @@ impl RecordTypeName {
             Ok(()) => Ok(RecordTypeName(value)),
             Err(reason) => Err(ActionError::Malformed {
                 field,
-                reason: format!("record type name {value:?}: {reason}"),
+                reason: format!(
+                    "record type name {:?}: {reason}",
+                    value.chars().take(MAX_NAME_BYTES + 1).collect::<String>()
+                ),
             }),
         }
     }

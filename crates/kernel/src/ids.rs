@@ -132,9 +132,14 @@ hash_id!(
 /// Checks an identifier's syntax: 1 to `max` characters from `a-z 0-9 . _ -`, starting with a
 /// letter or digit.
 fn check_ident(field: &'static str, value: &str, max: usize) -> Result<(), DecodeError> {
+    // The value as the error shows it: its first characters, so a huge input is not echoed.
+    let shown = |value: &str| match value.char_indices().nth(max) {
+        Some((end, _)) => format!("{}...", &value[..end]),
+        None => value.to_string(),
+    };
     let invalid = |reason| DecodeError::Invalid {
         field,
-        value: value.to_string(),
+        value: shown(value),
         reason,
     };
     if value.is_empty() {

@@ -121,6 +121,18 @@ impl TxBody {
     }
 }
 
+/// What makes `subject` not one a transaction may declare (1 to [`MAX_SUBJECT_BYTES`] visible
+/// ASCII characters), if anything: a search for it could never match.
+pub fn subject_problem(subject: &str) -> Option<&'static str> {
+    if subject.is_empty() || subject.len() > MAX_SUBJECT_BYTES {
+        Some("wrong length")
+    } else if !subject.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("not visible ASCII")
+    } else {
+        None
+    }
+}
+
 /// Checks the subject rules: at most [`MAX_SUBJECTS`], strictly ascending, each 1 to
 /// [`MAX_SUBJECT_BYTES`] visible ASCII characters.
 fn check_subjects(subjects: &[String]) -> Result<(), TxError> {
@@ -132,11 +144,8 @@ fn check_subjects(subjects: &[String]) -> Result<(), TxError> {
         return Err(bad(&subjects[MAX_SUBJECTS], "too many subjects"));
     }
     for (i, subject) in subjects.iter().enumerate() {
-        if subject.is_empty() || subject.len() > MAX_SUBJECT_BYTES {
-            return Err(bad(subject, "wrong length"));
-        }
-        if !subject.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(bad(subject, "not visible ASCII"));
+        if let Some(reason) = subject_problem(subject) {
+            return Err(bad(subject, reason));
         }
         if i > 0 && subjects[i - 1] >= *subject {
             return Err(bad(subject, "not sorted or repeated"));

@@ -30,7 +30,7 @@ pub use any::{Backend, ServiceStore, ServiceTxn, StoreConfig};
 pub use embedded::{EmbeddedStore, EmbeddedTxn};
 pub use error::{ErrorClass, Retryable, StoreError};
 pub use limits::{Limits, MAX_KEY_SIZE, MAX_VALUE_SIZE, MAX_WRITE_SET_SIZE};
-pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageError};
+pub use page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_PAGE_TOKEN_CHARS, Page, PageError, PageKey};
 pub use pieces::{PIECE_SIZE, put_pieces, read_pieces};
 pub use projection::{
     ApplyError, ApplyOutcome, Projection, ProjectionRunner, applied_height_key, read_applied_height,

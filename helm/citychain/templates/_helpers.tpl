@@ -172,6 +172,9 @@ name = {{ $name | toJson }}
 [grpc]
 listen = {{ include "citychain.listen" (dict "host" $v.grpc.listenAddress "port" $svc.ports.grpc) | toJson }}
 max_request_bytes = {{ int64 $v.grpc.maxRequestBytes }}
+{{- if and $v.grpc.pageTokens.existingSecret (ne $name "consensus") }}
+page_token_secret_file = "/etc/citychain/page-tokens/secret"
+{{- end }}
 {{- if $v.grpc.tls.enabled }}
 
 [grpc.tls]

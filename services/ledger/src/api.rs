@@ -20,8 +20,8 @@ use citychain_proto::citychain::ledger::v1 as pb;
 use citychain_proto::citychain::ledger::v1::ledger_service_server::{
     LedgerService, LedgerServiceServer,
 };
-use citychain_store::Page;
 use citychain_store::Store;
+use citychain_store::{Page, PageKey};
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
@@ -36,6 +36,7 @@ pub struct LedgerApi<S> {
     shared: Arc<Shared>,
     admission: Admission,
     pending: Arc<Pending>,
+    page_key: PageKey,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -57,13 +58,20 @@ fn parse_key(field: &'static str, text: &str) -> Result<PublicKey, ApiError> {
 impl<S: Store + Clone + 'static> LedgerApi<S> {
     /// The API over `store`, following `shared`, submitting through `admission`, knowing
     /// of uncommitted transactions from `pending` (which [`crate::pending::watch_mempool`]
-    /// feeds).
-    pub fn new(store: S, shared: Arc<Shared>, admission: Admission, pending: Arc<Pending>) -> Self {
+    /// feeds), tagging its page tokens with `page_key`.
+    pub fn new(
+        store: S,
+        shared: Arc<Shared>,
+        admission: Admission,
+        pending: Arc<Pending>,
+        page_key: PageKey,
+    ) -> Self {
         LedgerApi {
             reader: LedgerReader::new(store),
             shared,
             admission,
             pending,
+            page_key,
         }
     }
 
@@ -178,11 +186,11 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
                 keys::by_signer_prefix(&parse_key("signer", key)?)
             }
             Some(pb::list_transactions_request::Filter::Subject(subject)) => {
-                if subject.is_empty() || subject.len() > citychain_kernel::tx::MAX_SUBJECT_BYTES {
+                if citychain_kernel::tx::subject_problem(subject).is_some() {
                     return Err(ApiError::field(
                         "subject",
                         format!(
-                            "must be 1 to {} bytes",
+                            "must be 1 to {} visible ASCII characters",
                             citychain_kernel::tx::MAX_SUBJECT_BYTES
                         ),
                     ));
@@ -206,7 +214,13 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
                 ));
             }
         };
-        let page = Page::new(&prefix, prefix.clone(), req.page_size, &req.page_token)?;
+        let page = Page::new(
+            &self.page_key,
+            &prefix,
+            prefix.clone(),
+            req.page_size,
+            &req.page_token,
+        )?;
         let (entries, last) = self.reader.tx_page(&prefix, &page).await?;
         let mut transactions = Vec::with_capacity(entries.len());
         let mut block: Option<Block> = None;
@@ -240,6 +254,7 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
     ) -> Result<pb::ListBlocksResponse, ApiError> {
         let from = Height(req.from_height.max(1));
         let page = Page::new(
+            &self.page_key,
             keys::HASHES_BY_HEIGHT,
             keys::hash_by_height(from),
             req.page_size,
@@ -372,7 +387,13 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
     ) -> Result<pb::ListRecordTypesResponse, ApiError> {
         // Pages over the names, as if they were keys under `r/`.
         let prefix = b"r/";
-        let page = Page::new(prefix, prefix.to_vec(), req.page_size, &req.page_token)?;
+        let page = Page::new(
+            &self.page_key,
+            prefix,
+            prefix.to_vec(),
+            req.page_size,
+            &req.page_token,
+        )?;
         let after = page.start.get(prefix.len()..).unwrap_or_default().to_vec();
         let registry = self.registry();
         let record_types: Vec<_> = registry
@@ -607,8 +628,14 @@ impl<S: Store + Clone + 'static> LedgerService for LedgerApi<S> {
     ) -> Reply<pb::ListMembersResponse> {
         let req = request.into_inner();
         let prefix = b"m/";
-        let page = Page::new(prefix, prefix.to_vec(), req.page_size, &req.page_token)
-            .map_err(ApiError::from)?;
+        let page = Page::new(
+            &self.page_key,
+            prefix,
+            prefix.to_vec(),
+            req.page_size,
+            &req.page_token,
+        )
+        .map_err(ApiError::from)?;
         let registry = self.registry();
         let after = page.start.get(prefix.len()..).unwrap_or_default().to_vec();
         let members: Vec<pb::MemberRecord> = registry

@@ -79,6 +79,7 @@ pub async fn serve(
         service.shared.clone(),
         admission.clone(),
         pending.clone(),
+        server.page_key(),
     )
     .into_server()
     .max_decoding_message_size(server.max_request_bytes());

@@ -8,8 +8,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use citychain_follower::{Admission, Shared};
+use citychain_governance::{MAX_NAME_BYTES, RecordTypeName};
 use citychain_kernel::proof::TransactionProof;
-use citychain_kernel::{Hash32, Height, TxId};
+use citychain_kernel::{Hash32, Height, MemberId, TxId};
 use citychain_licence_domain::keys::{self, RecordIndex};
 use citychain_proto::citychain::licence::v1 as lpb;
 use citychain_proto::citychain::licence::v1::licence_service_server::{
@@ -20,7 +21,7 @@ use citychain_records::{
     LicenceBody, READ_TYPE_URL, RECEIPTS_QUERY_TYPE_URL, UPLOAD_TYPE_URL, check_payload,
     decide_read, decide_upload,
 };
-use citychain_store::{Page, Scan, Store, Transaction, prefix_end};
+use citychain_store::{Page, PageKey, Scan, Store, Transaction, prefix_end};
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
@@ -37,6 +38,7 @@ pub struct LicenceApi<S> {
     shared: Arc<Shared>,
     admission: Admission,
     vault: Vault,
+    page_key: PageKey,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -49,6 +51,38 @@ fn parse_id(field: &'static str, text: &str) -> Result<TxId, ApiError> {
         .map_err(|_| ApiError::field(field, "must be 32 bytes (64 hex characters)"))
 }
 
+/// Refuses a search filter no record could match, naming its bound: a subject as transactions
+/// declare them, a record type name as governance declares them, a member id.
+fn check_filters(req: &lpb::SearchRecordsRequest) -> Result<(), ApiError> {
+    if !req.subject.is_empty() && citychain_kernel::tx::subject_problem(&req.subject).is_some() {
+        return Err(ApiError::field(
+            "subject",
+            format!(
+                "must be 1 to {} visible ASCII characters",
+                citychain_kernel::tx::MAX_SUBJECT_BYTES
+            ),
+        ));
+    }
+    if !req.record_type.is_empty() {
+        if req.record_type.len() > MAX_NAME_BYTES {
+            return Err(ApiError::field(
+                "record_type",
+                format!(
+                    "is {} bytes, the limit is {MAX_NAME_BYTES}",
+                    req.record_type.len()
+                ),
+            ));
+        }
+        RecordTypeName::new("record_type", req.record_type.as_str())
+            .map_err(|err| ApiError::field("record_type", err.to_string()))?;
+    }
+    if !req.owner.is_empty() {
+        MemberId::new(req.owner.as_str())
+            .map_err(|err| ApiError::field("owner", err.to_string()))?;
+    }
+    Ok(())
+}
+
 fn wrong_body(expected: &'static str, found: &str) -> ApiError {
     ApiError::WrongBody {
         expected,
@@ -57,13 +91,21 @@ fn wrong_body(expected: &'static str, found: &str) -> ApiError {
 }
 
 impl<S: Store + Clone + 'static> LicenceApi<S> {
-    /// The API over `store`, following `shared`, submitting through `admission`.
-    pub fn new(store: S, shared: Arc<Shared>, admission: Admission, vault: Vault) -> Self {
+    /// The API over `store`, following `shared`, submitting through `admission`, tagging
+    /// its page tokens with `page_key`.
+    pub fn new(
+        store: S,
+        shared: Arc<Shared>,
+        admission: Admission,
+        vault: Vault,
+        page_key: PageKey,
+    ) -> Self {
         LicenceApi {
             store,
             shared,
             admission,
             vault,
+            page_key,
         }
     }
 
@@ -173,6 +215,7 @@ impl<S: Store + Clone + 'static> LicenceApi<S> {
         &self,
         req: lpb::SearchRecordsRequest,
     ) -> Result<lpb::SearchRecordsResponse, ApiError> {
+        check_filters(&req)?;
         let (index, value) = if !req.subject.is_empty() {
             (RecordIndex::Subject, req.subject.as_str())
         } else if !req.record_type.is_empty() {
@@ -195,7 +238,13 @@ impl<S: Store + Clone + 'static> LicenceApi<S> {
         }
         let prefix = index.prefix(value);
         let first = index.key(value, Height(req.from_height), 0);
-        let page = Page::new(&prefix, first, req.page_size, &req.page_token)?;
+        let page = Page::new(
+            &self.page_key,
+            &prefix,
+            first,
+            req.page_size,
+            &req.page_token,
+        )?;
         let end = match to.checked_add(1) {
             Some(next) => Bound::Excluded(index.key(value, Height(next), 0)),
             None => prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
@@ -261,7 +310,13 @@ impl<S: Store + Clone + 'static> LicenceApi<S> {
             )));
         }
         let prefix = keys::receipts_prefix(&subject);
-        let page = Page::new(&prefix, prefix.clone(), req.page_size, &req.page_token)?;
+        let page = Page::new(
+            &self.page_key,
+            &prefix,
+            prefix.clone(),
+            req.page_size,
+            &req.page_token,
+        )?;
         let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
         let entries = txn
             .scan(&Scan::between(Bound::Included(page.start.clone()), end).limit(page.size))

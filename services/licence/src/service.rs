@@ -83,6 +83,7 @@ pub async fn serve(
         service.shared.clone(),
         admission,
         vault.clone(),
+        server.page_key(),
     )
     .into_server()
     .max_decoding_message_size(server.max_request_bytes());

@@ -10,7 +10,7 @@ use citychain_proto::citychain::tokens::v1 as pb;
 use citychain_proto::citychain::tokens::v1::token_service_server::{
     TokenService, TokenServiceServer,
 };
-use citychain_store::{Page, Scan, Store, Transaction, prefix_end, read_applied_height};
+use citychain_store::{Page, PageKey, Scan, Store, Transaction, prefix_end, read_applied_height};
 use citychain_tokens_domain::Account;
 use tonic::{Request, Response, Status};
 
@@ -24,6 +24,7 @@ use crate::projection::PROJECTION_NAME;
 pub struct TokensApi<S> {
     store: S,
     shared: Arc<Shared>,
+    page_key: PageKey,
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -44,9 +45,14 @@ async fn page_of<T: Transaction>(
 }
 
 impl<S: Store + Clone + 'static> TokensApi<S> {
-    /// The API over `store`, whose follower publishes to `shared`.
-    pub fn new(store: S, shared: Arc<Shared>) -> Self {
-        TokensApi { store, shared }
+    /// The API over `store`, whose follower publishes to `shared`, tagging its page tokens
+    /// with `page_key`.
+    pub fn new(store: S, shared: Arc<Shared>, page_key: PageKey) -> Self {
+        TokensApi {
+            store,
+            shared,
+            page_key,
+        }
     }
 
     /// The tonic service.
@@ -95,7 +101,13 @@ impl<S: Store + Clone + 'static> TokensApi<S> {
         let mut txn = self.store.begin().await?;
         let (account, _) = self.known_account(&mut txn, &req.account).await?;
         let prefix = keys::statement_prefix(&account);
-        let page = Page::new(&prefix, prefix.clone(), req.page_size, &req.page_token)?;
+        let page = Page::new(
+            &self.page_key,
+            &prefix,
+            prefix.clone(),
+            req.page_size,
+            &req.page_token,
+        )?;
         let rows = page_of(&mut txn, &prefix, &page).await?;
         let last = rows.last().map(|(key, _)| key.clone());
         let entries = rows
@@ -159,7 +171,13 @@ impl<S: Store + Clone + 'static> TokensApi<S> {
         let mut txn = self.store.begin().await?;
         let height = read_applied_height(&mut txn, PROJECTION_NAME).await?;
         let prefix = keys::BALANCES;
-        let page = Page::new(prefix, prefix.to_vec(), req.page_size, &req.page_token)?;
+        let page = Page::new(
+            &self.page_key,
+            prefix,
+            prefix.to_vec(),
+            req.page_size,
+            &req.page_token,
+        )?;
         let rows = page_of(&mut txn, prefix, &page).await?;
         let last = rows.last().map(|(key, _)| key.clone());
         let mut balances = Vec::with_capacity(rows.len());

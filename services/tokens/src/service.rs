@@ -58,9 +58,13 @@ pub async fn serve(
     })
     .await?;
     let server = GrpcServer::new(&config.grpc)?;
-    let api = TokensApi::new(service.store.clone(), service.shared.clone())
-        .into_server()
-        .max_decoding_message_size(server.max_request_bytes());
+    let api = TokensApi::new(
+        service.store.clone(),
+        service.shared.clone(),
+        server.page_key(),
+    )
+    .into_server()
+    .max_decoding_message_size(server.max_request_bytes());
     let server = server.add_service(api);
     let publisher = OutboxPublisher::new(
         service.store.clone(),

@@ -10,7 +10,7 @@ use citychain_follower::Replayer;
 use citychain_governance::{Action, TokenPolicy};
 use citychain_kernel::{Hash32, MemberId, TxId};
 use citychain_proto::citychain::tokens::v1 as pb;
-use citychain_store::EmbeddedStore;
+use citychain_store::{EmbeddedStore, PageError, PageKey};
 use citychain_testkit::chain::export_bytes;
 use citychain_testkit::genesis::network;
 use citychain_tokens::outbox::pending;
@@ -262,7 +262,12 @@ async fn the_api_answers_from_the_journal_and_refuses_bad_input_by_type() {
     let (blocks, _) = scenario(&net);
     let store = replay(&net, &blocks).await;
     let shared = citychain_follower::Shared::new(&net.genesis);
-    let api = TokensApi::new(store.clone(), shared);
+    let secret = b"the secret every replica of this token service shares";
+    let api = TokensApi::new(store.clone(), shared.clone(), PageKey::derive(secret));
+    // A replica configured with the same secret continues another's pages; one with its own
+    // secret refuses them.
+    let replica = TokensApi::new(store.clone(), shared.clone(), PageKey::derive(secret));
+    let stranger = TokensApi::new(store.clone(), shared, PageKey::derive(b"its own secret"));
     let tax = dept(&net, 1);
 
     let balance = api.balance(&tax).await.unwrap();
@@ -392,13 +397,22 @@ async fn the_api_answers_from_the_journal_and_refuses_bad_input_by_type() {
         .await
         .unwrap();
     assert_eq!(all.balances.len(), 2);
-    let rest = api
+    let rest = replica
         .list_balances(&pb::ListBalancesRequest {
             page_size: 2,
             page_token: all.next_page_token.clone(),
         })
         .await
         .unwrap();
+    assert!(matches!(
+        stranger
+            .list_balances(&pb::ListBalancesRequest {
+                page_size: 2,
+                page_token: all.next_page_token.clone(),
+            })
+            .await,
+        Err(ApiError::Page(PageError::BadToken { .. }))
+    ));
     let accounts: Vec<String> = all
         .balances
         .iter()

@@ -124,6 +124,10 @@ pub struct GrpcConfig {
     pub max_request_bytes: usize,
     /// TLS for the server; plain text without it.
     pub tls: Option<TlsConfig>,
+    /// A file holding the secret page tokens are authenticated with (at least 32 bytes),
+    /// shared by every replica of the service. Without it each process makes up its own,
+    /// so a token works only on the replica that issued it, until that replica restarts.
+    pub page_token_secret_file: Option<PathBuf>,
 }
 
 impl Default for GrpcConfig {
@@ -132,6 +136,7 @@ impl Default for GrpcConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 50051)),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             tls: None,
+            page_token_secret_file: None,
         }
     }
 }

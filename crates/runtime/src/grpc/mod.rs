@@ -10,7 +10,9 @@
 //! - TLS, and mutual TLS when a client CA is configured;
 //! - a server span per call, joined to the caller's trace ([`trace`]);
 //! - a duration sample per call, by service, method and status code ([`red`]);
-//! - a cap on request message size ([`limit`]).
+//! - a cap on request message size ([`limit`]);
+//! - the key that authenticates the service's page tokens ([`GrpcServer::page_key`]), from
+//!   `grpc.page_token_secret_file` or, without one, made up at start.
 //!
 //! # Request size limit
 //!
@@ -50,6 +52,8 @@ pub use client::{
 pub use limit::RequestLimitLayer;
 pub use red::CallMetrics;
 pub use trace::GrpcTraceLayer;
+
+use citychain_store::PageKey;
 
 use crate::config::{GrpcConfig, TlsConfig};
 
@@ -114,6 +118,17 @@ pub enum GrpcError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The page token secret file is unreadable or too short.
+    #[error("page token secret {path}: {problem}")]
+    PageSecret {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The operating system gave no randomness for a page token key.
+    #[error("cannot make up a page token key: {0}")]
+    Randomness(String),
     /// The server failed while running.
     #[error("gRPC server failed: {0}")]
     Serve(tonic::transport::Error),
@@ -155,6 +170,34 @@ pub struct GrpcServer {
     /// The call metrics, when given a meter; otherwise they go to the global meter, looked up
     /// when serving starts.
     metrics: Option<CallMetrics>,
+    page_key: PageKey,
+    /// Whether `page_key` was made up at start rather than read from a shared secret.
+    page_key_own: bool,
+}
+
+/// The shortest page token secret accepted, in bytes.
+pub const MIN_PAGE_SECRET_BYTES: usize = 32;
+
+/// The page key from `path`'s secret (surrounding whitespace ignored), or a random one.
+fn page_key(path: Option<&PathBuf>) -> Result<(PageKey, bool), GrpcError> {
+    let Some(path) = path else {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|err| GrpcError::Randomness(err.to_string()))?;
+        return Ok((PageKey::derive(&secret), true));
+    };
+    let problem = |problem: String| GrpcError::PageSecret {
+        path: path.clone(),
+        problem,
+    };
+    let bytes = std::fs::read(path).map_err(|err| problem(err.to_string()))?;
+    let secret = bytes.trim_ascii();
+    if secret.len() < MIN_PAGE_SECRET_BYTES {
+        return Err(problem(format!(
+            "{} bytes, at least {MIN_PAGE_SECRET_BYTES} are needed",
+            secret.len()
+        )));
+    }
+    Ok((PageKey::derive(secret), false))
 }
 
 impl GrpcServer {
@@ -163,6 +206,7 @@ impl GrpcServer {
     pub fn new(config: &GrpcConfig) -> Result<Self, GrpcError> {
         let tls = config.tls.as_ref().map(server_tls).transpose()?;
         let max_request_bytes = config.max_request_bytes;
+        let (page_key, page_key_own) = page_key(config.page_token_secret_file.as_ref())?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         let mut routes = RoutesBuilder::default();
@@ -174,7 +218,20 @@ impl GrpcServer {
             names: Vec::new(),
             health,
             metrics: None,
+            page_key,
+            page_key_own,
         })
+    }
+
+    /// The key the service's page tokens are tagged with. Without a configured secret it was
+    /// made up at start, which is said once here: such tokens fail on other replicas.
+    pub fn page_key(&self) -> PageKey {
+        if self.page_key_own {
+            tracing::warn!(
+                "grpc.page_token_secret_file is not set: page tokens work only on this replica until it restarts"
+            );
+        }
+        self.page_key.clone()
     }
 
     /// The handle that sets what the health service answers, per service name: e.g.
