@@ -396,21 +396,123 @@ fn configmaps_hold_no_secrets_and_the_chart_creates_no_secrets() {
     let key = citychain_kernel::KeyPair::from_seeds(None, &[1; 32], &[2; 32]).to_key_file();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("genesis.json"), key).unwrap();
+    let genesis = format!(
+        "genesis.content={}",
+        dir.path().join("genesis.json").display()
+    );
+    let stderr = render_fails(&["--set-file", &genesis]);
+    assert!(stderr.contains("genesis.content"), "{stderr}");
+}
+
+/// Renders the chart with `args`, expecting helm to refuse; returns what it said.
+fn render_fails(args: &[&str]) -> String {
     let output = Command::new(helm())
-        .args(["template", "citychain", "helm/citychain", "--set-file"])
-        .arg(format!(
-            "genesis.content={}",
-            dir.path().join("genesis.json").display()
-        ))
+        .args(["template", "citychain", "helm/citychain"])
+        .args(args)
         .current_dir(repo())
         .output()
         .expect("helm runs");
+    assert!(!output.status.success(), "helm rendered {args:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The `[nats]` seed file `service`'s rendered configuration names.
+fn nkey_seed_file(resources: &[Resource], service: &str) -> Option<String> {
+    let config: ServiceConfig<BTreeMap<String, serde_json::Value>> =
+        load(&config_text(resources, service), &[]);
+    config.extra["nats"]
+        .get("nkey_seed_file")
+        .map(|file| file.as_str().expect("a path").to_owned())
+}
+
+/// The Secret items (key, path) a pod volume takes, from a `secret` volume or from every
+/// secret source of a projected one.
+fn secret_items<'a>(volume: &'a Value, secret: &str) -> Vec<(&'a str, &'a str)> {
+    let item_pairs = |items: &'a Value| {
+        self::items(items)
+            .iter()
+            .map(|i| (i["key"].as_str().unwrap(), i["path"].as_str().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    if volume["secret"]["secretName"].as_str() == Some(secret) {
+        return item_pairs(&volume["secret"]["items"]);
+    }
+    items(&volume["projected"]["sources"])
+        .iter()
+        .filter(|source| source["secret"]["name"].as_str() == Some(secret))
+        .flat_map(|source| item_pairs(&source["secret"]["items"]))
+        .collect()
+}
+
+#[test]
+fn production_gives_each_validator_and_service_its_own_nats_user() {
+    const USERS: &str = "citychain-nats-users";
+    let resources = render(PRODUCTION);
+    for service in SERVICES {
+        let workload = workload(&resources, service);
+        let pod = workload.pod_spec().expect("a pod");
+        let volumes = items(&pod["volumes"]);
+        let taken: Vec<(&str, &str)> = volumes
+            .iter()
+            .flat_map(|v| secret_items(v, USERS))
+            .collect();
+        let container = main_container(workload, service);
+        let mounts: Vec<&str> = items(&container["volumeMounts"])
+            .iter()
+            .filter_map(|m| m["name"].as_str())
+            .collect();
+        if service == "consensus" {
+            // One seed per ordinal, copied by the init container next to the validator key;
+            // the validator's container never sees the other validators' seeds.
+            let expected: Vec<(String, String)> = (0..4)
+                .map(|i| (format!("validator-{i}.nk"), format!("validator-{i}.nk")))
+                .collect();
+            let taken: Vec<(String, String)> = taken
+                .iter()
+                .map(|(k, p)| (k.to_string(), p.to_string()))
+                .collect();
+            assert_eq!(taken, expected);
+            assert!(!mounts.contains(&"validator-nkeys"), "{mounts:?}");
+            let init = items(&pod["initContainers"])
+                .iter()
+                .find(|c| c["name"].as_str() == Some("validator-key"))
+                .expect("the validator-key init container");
+            let script = init["command"][2].as_str().expect("a script");
+            assert!(
+                script.contains("validator-${ordinal}.nk")
+                    && script.contains("/run/citychain/validator/nats.nk"),
+                "{script}"
+            );
+            assert_eq!(
+                nkey_seed_file(&resources, service).as_deref(),
+                Some("/run/citychain/validator/nats.nk")
+            );
+        } else {
+            // Its own seed only, where its configuration looks.
+            assert_eq!(
+                taken,
+                [(format!("{service}.nk").as_str(), "user.nk")],
+                "{service}"
+            );
+            assert!(mounts.contains(&"nats"), "{service}: {mounts:?}");
+            assert_eq!(
+                nkey_seed_file(&resources, service).as_deref(),
+                Some("/etc/citychain/nats/user.nk"),
+                "{service}"
+            );
+        }
+    }
+    // Two ways to authenticate at once is refused, naming both.
+    let stderr = render_fails(&[
+        "-f",
+        "deploy/values-production.yaml",
+        "--set",
+        "nats.credentials.existingSecret=citychain-nats",
+    ]);
     assert!(
-        !output.status.success(),
-        "a key file was accepted as genesis"
+        stderr.contains("nats.credentials.existingSecret and nats.nkeys.existingSecret"),
+        "{stderr}"
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("genesis.content"), "{stderr}");
 }
 
 #[test]
@@ -720,11 +822,16 @@ async fn serve_and_probe(net: &Network, resources: &[Resource], service: &str) {
             "nats.nkey_seed_file",
             nats.nkey_seed_file.expect("a seed").display().to_string(),
         )
-        .set("nats.client_name", nats.client_name.as_str())
-        .set(
-            "nats.inbox_prefix",
-            nats.inbox_prefix.expect("an inbox").as_str(),
-        );
+        .set("nats.client_name", nats.client_name.as_str());
+    // No inbox is set, as the chart sets none: the service picks its user's own inbox, the
+    // only one the server lets it subscribe on.
+    assert_eq!(
+        rendered
+            .extra
+            .get("nats")
+            .and_then(|n| n.get("inbox_prefix")),
+        None
+    );
     match service {
         "consensus" => {
             // The last validator of genesis; the harness runs the other three.

@@ -2,6 +2,9 @@
 //! connect and publish where, validators that carry on when the bus carries garbage, and
 //! verdicts that only the token service's identity can sign.
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use citychain_bus::access::{self, Permissions};
@@ -11,9 +14,11 @@ use citychain_kernel::{Height, MemberId, Role, SignedEvent, SigningKey, TxBody, 
 use citychain_proto::citychain::licence::v1::read_state::State;
 use citychain_proto::citychain::tokens::v1 as tpb;
 use citychain_records::{ReadTarget, read_body};
+use citychain_scenarios::dev::{citychain, citychain_fails};
 use citychain_scenarios::platform::{CITIZEN, Platform, SURVEY, SURVEY_PAYLOAD, WAIT};
 use citychain_scenarios::{Network, Service};
 use citychain_testkit::genesis::network;
+use citychain_testkit::nats::OPERATOR_USER;
 use citychain_testkit::note;
 use prost::Message;
 
@@ -45,9 +50,10 @@ async fn stored(net: &Network, user: &str, subject: &str) -> bool {
     .is_ok()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_service_publishes_only_on_its_own_subjects() {
-    let net = Network::new(network(4, SEED)).await;
+/// `net`'s server refuses clients without credentials, and each user publishes only where the
+/// permission table lets it, and can where it does; nothing refused reaches CHAIN (which no
+/// validator has written to yet).
+async fn keeps_to_the_table(net: &Network) {
     let streams = net.streams.clone();
     let validator = citychain_testkit::nats::validator_user(&net.net, 0);
 
@@ -64,29 +70,29 @@ async fn each_service_publishes_only_on_its_own_subjects() {
     let chain = streams.chain_subject();
     let paid = streams.event_subject("tokens", "ReadPaid").unwrap();
     let mempool = streams.mempool_subject();
-    assert!(!stored(&net, "tokens", &chain).await, "tokens wrote CHAIN");
+    assert!(!stored(net, "tokens", &chain).await, "tokens wrote CHAIN");
     assert!(
-        !stored(&net, "ledger", &chain).await,
+        !stored(net, "ledger", &chain).await,
         "the ledger wrote CHAIN"
     );
     assert!(
-        !stored(&net, "licence", &paid).await,
+        !stored(net, "licence", &paid).await,
         "licence forged a verdict"
     );
     assert!(
-        !stored(&net, "ledger", &paid).await,
+        !stored(net, "ledger", &paid).await,
         "the ledger forged a verdict"
     );
     assert!(
-        !stored(&net, &validator, &paid).await,
+        !stored(net, &validator, &paid).await,
         "a validator forged a verdict"
     );
-    assert!(!stored(&net, "tokens", &mempool).await, "tokens submitted");
+    assert!(!stored(net, "tokens", &mempool).await, "tokens submitted");
 
     // What each may do, it can.
-    assert!(stored(&net, "tokens", &paid).await);
-    assert!(stored(&net, "ledger", &mempool).await);
-    assert!(stored(&net, "licence", &mempool).await);
+    assert!(stored(net, "tokens", &paid).await);
+    assert!(stored(net, "ledger", &mempool).await);
+    assert!(stored(net, "licence", &mempool).await);
 
     // Nothing refused reached CHAIN.
     let bus = net.bus().await;
@@ -95,6 +101,14 @@ async fn each_service_publishes_only_on_its_own_subjects() {
         .await
         .unwrap();
     assert_eq!(state.messages, 0, "CHAIN holds only what validators wrote");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_publishes_only_on_its_own_subjects() {
+    let net = Network::new(network(4, SEED)).await;
+    let streams = net.streams.clone();
+    keeps_to_the_table(&net).await;
+    let bus = net.bus().await;
 
     // A service cannot change a stream's limits (only validators manage the streams).
     let tokens = connect_as(&net, "tokens").await;
@@ -115,6 +129,96 @@ async fn each_service_publishes_only_on_its_own_subjects() {
         .config
         .max_age;
     assert_eq!(now, kept, "MEMPOOL keeps its limits");
+}
+
+/// `citychain nats users` for `net`'s genesis into `dir`: the users' `authorization` block as
+/// the official NATS chart renders it from the values file (`config.merge` goes into
+/// nats.conf, which is JSON), and each user's seed file by user name.
+fn users_made_by_the_command(
+    net: &citychain_testkit::genesis::TestNetwork,
+    dir: &std::path::Path,
+) -> (String, BTreeMap<String, PathBuf>) {
+    let genesis = net.write_to(&dir.join("genesis")).unwrap();
+    let out = dir.join("nats-users");
+    let args = [
+        "nats",
+        "users",
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let said = citychain(&args);
+    assert!(said.contains("4 validators, 3 services"), "{said}");
+    let values: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(out.join("nats-auth-values.yaml")).unwrap())
+            .expect("the values file is YAML");
+    let authorization = serde_json::to_string(&values["config"]["merge"]["authorization"]).unwrap();
+    let mut seeds = BTreeMap::new();
+    seeds.insert(OPERATOR_USER.to_owned(), out.join("operator.nk"));
+    for (i, member) in net.genesis.validators.iter().enumerate() {
+        seeds.insert(
+            access::validator_user(member.as_str()),
+            out.join("seeds").join(format!("validator-{i}.nk")),
+        );
+    }
+    for service in ["ledger", "licence", "tokens"] {
+        seeds.insert(
+            service.to_owned(),
+            out.join("seeds").join(format!("{service}.nk")),
+        );
+    }
+    for path in seeds.values() {
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is readable by others", path.display());
+    }
+    // Run again, it refuses to replace the keys the servers know.
+    let refused = citychain_fails(&args);
+    assert!(
+        refused.contains("already exists; pass --force"),
+        "{refused}"
+    );
+    (format!("authorization: {authorization}"), seeds)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_network_runs_on_the_users_nats_users_makes_each_with_only_its_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = network(4, SEED + 7);
+    let (authorization, seeds) = users_made_by_the_command(&plan, dir.path());
+    let mut net = Network::with_nats(plan, move |builder| {
+        builder.authorization(authorization, seeds)
+    })
+    .await;
+    keeps_to_the_table(&net).await;
+
+    // Every validator and service runs on its own user: a governance change commits through
+    // the ledger, and the licence and token services follow the chain past it.
+    net.start_validators().await;
+    net.start(Service::Ledger, "ledger").await;
+    net.start(Service::Tokens, "tokens").await;
+    net.start(Service::Licence, "licence").await;
+    let mut ledger = net.client().await;
+    let income = Action::DeclareRecordType(
+        RecordType::build(
+            "tax.income",
+            &net.departments()[0],
+            &[("amount", FieldKind::Integer, true)],
+            &[Role::Department],
+            1,
+            1,
+        )
+        .unwrap(),
+    );
+    let height = net.pass(&mut ledger, "declare-income", &income).await;
+    let mut licence =
+        citychain_client::LicenceClient::connect(&format!("http://{}", net.licence_addr))
+            .await
+            .unwrap();
+    licence.wait_applied(height, WAIT).await.unwrap();
+    for service in [Service::Tokens, Service::Licence, Service::Ledger] {
+        net.wait_serving(service).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -16,8 +16,10 @@
 //!   another's replies.
 //!
 //! [`server_config`] renders the `authorization` block of a nats-server configuration from a
-//! list of [`User`]s (nkey public keys and roles); [`markdown_table`] renders the table the
-//! operations guide shows, and a test keeps the two in step. A server with users refuses any
+//! list of [`User`]s (nkey public keys and roles), [`nats_chart_values`] the same users as
+//! values for the official NATS Helm chart, and [`new_user`] makes a user with a fresh nkey;
+//! [`markdown_table`] renders the table the operations guide shows, and a test keeps the two
+//! in step. A server with users refuses any
 //! connection that does not prove one of their nkeys.
 
 use std::fmt::Write as _;
@@ -286,6 +288,20 @@ impl User {
     }
 }
 
+/// A user with a fresh nkey, and the seed that proves it (`SU...`, a secret: whoever holds it
+/// is that user).
+pub fn new_user(name: &str, role: &str, permissions: Permissions) -> (User, String) {
+    let key = nkeys::KeyPair::new_user();
+    let seed = key.seed().expect("a generated key has its seed");
+    let user = User {
+        name: name.to_owned(),
+        nkey: key.public_key(),
+        role: role.to_owned(),
+        permissions,
+    };
+    (user, seed)
+}
+
 /// The user name of the validator run by `member`.
 pub fn validator_user(member: &str) -> String {
     format!("validator-{member}")
@@ -333,6 +349,40 @@ pub fn server_config(users: &[User]) -> String {
         );
     }
     out.push_str("  ]\n}\n");
+    out
+}
+
+/// Values for the official NATS Helm chart (nats-io's chart `nats`, 1.x) that give its
+/// servers exactly the users of [`server_config`]: the chart merges `config.merge` into
+/// `nats.conf`, so `config.merge.authorization` becomes the server's `authorization` block.
+pub fn nats_chart_values(users: &[User]) -> String {
+    let list = |out: &mut String, indent: &str, subjects: &[String]| {
+        if subjects.is_empty() {
+            out.push_str(" []\n");
+        }
+        for subject in subjects {
+            let _ = write!(out, "\n{indent}- {subject:?}");
+        }
+        if !subjects.is_empty() {
+            out.push('\n');
+        }
+    };
+    let mut out = String::from("config:\n  merge:\n    authorization:\n      users:\n");
+    for user in users {
+        let p = &user.permissions;
+        let _ = writeln!(
+            out,
+            "        # {} ({})\n        - nkey: {:?}\n          permissions:",
+            user.name, user.role, user.nkey
+        );
+        for (kind, subjects) in [("publish", &p.publish), ("subscribe", &p.subscribe)] {
+            let _ = write!(out, "            {kind}:\n              allow:");
+            list(&mut out, "                ", subjects);
+        }
+        if p.responds {
+            out.push_str("            allow_responses: true\n");
+        }
+    }
     out
 }
 
@@ -464,6 +514,54 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("allow_responses"), "{text}");
+    }
+
+    #[test]
+    fn chart_values_give_the_same_users_as_the_server_config() {
+        let s = streams();
+        let users: Vec<User> = chain_users(["dept.tax"])
+            .into_iter()
+            .map(|(name, role)| new_user(&name, role.name(), permissions(role, &name, &s)).0)
+            .collect();
+        let values: serde_yaml::Value =
+            serde_yaml::from_str(&nats_chart_values(&users)).expect("valid YAML");
+        let listed = values["config"]["merge"]["authorization"]["users"]
+            .as_sequence()
+            .expect("a list of users");
+        assert_eq!(listed.len(), users.len());
+        let strings = |value: &serde_yaml::Value| -> Vec<String> {
+            value
+                .as_sequence()
+                .expect("a list")
+                .iter()
+                .map(|v| v.as_str().expect("a string").to_owned())
+                .collect()
+        };
+        for (entry, user) in listed.iter().zip(&users) {
+            assert_eq!(entry["nkey"].as_str(), Some(user.nkey.as_str()));
+            let p = &entry["permissions"];
+            assert_eq!(strings(&p["publish"]["allow"]), user.permissions.publish);
+            assert_eq!(
+                strings(&p["subscribe"]["allow"]),
+                user.permissions.subscribe
+            );
+            assert_eq!(
+                p["allow_responses"].as_bool().unwrap_or(false),
+                user.permissions.responds,
+                "{}",
+                user.name
+            );
+        }
+    }
+
+    #[test]
+    fn new_users_have_distinct_keys_their_seeds_prove() {
+        let (a, seed) = new_user("ledger", "ledger", Permissions::default());
+        let (b, _) = new_user("ledger", "ledger", Permissions::default());
+        assert_ne!(a.nkey, b.nkey);
+        let key = nkeys::KeyPair::from_seed(&seed).expect("a user seed");
+        assert_eq!(key.public_key(), a.nkey);
+        assert!(a.nkey.starts_with('U') && seed.starts_with("SU"));
     }
 
     #[test]

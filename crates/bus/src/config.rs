@@ -9,7 +9,7 @@
 //! tls_ca_file = "/etc/citychain/ca.pem"
 //! require_tls = true
 //! client_name = "ledger-0"
-//! inbox_prefix = "_INBOX_ledger"
+//! inbox_prefix = "_INBOX_ledger"                       # the default for the ledger's user
 //! connect_timeout = "5s"
 //! reconnect = { initial = "100ms", max = "5s" }
 //! ```
@@ -42,7 +42,9 @@ pub struct BusConfig {
     /// The name this client shows in the server's connection list.
     pub client_name: String,
     /// Where replies to this client's requests arrive (`<prefix>.>`); a NATS user may only
-    /// subscribe on its own inbox, `_INBOX_<user>` (see [`crate::access`]).
+    /// subscribe on its own inbox, `_INBOX_<user>` (see [`crate::access`]). Unset, a
+    /// validator or service connecting to its chain uses its user's inbox
+    /// ([`crate::connect_to_chain`]).
     pub inbox_prefix: Option<String>,
     /// Bound on establishing one connection; the first connect tries each URL once, so it fails
     /// after at most this long per URL.

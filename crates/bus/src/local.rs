@@ -33,6 +33,7 @@
 //! # }
 //! ```
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -129,6 +130,15 @@ pub struct NatsServerBuilder {
     store_dir: Option<PathBuf>,
     port: Option<u16>,
     users: Vec<(String, String, Permissions)>,
+    prepared: Option<PreparedUsers>,
+}
+
+/// Users made elsewhere (by `citychain nats users`, say): the configuration block that
+/// declares them and where each one's seed is.
+#[derive(Debug, Clone)]
+struct PreparedUsers {
+    authorization: String,
+    seeds: BTreeMap<String, PathBuf>,
 }
 
 impl Default for NatsServerBuilder {
@@ -142,6 +152,7 @@ impl Default for NatsServerBuilder {
             store_dir: None,
             port: None,
             users: Vec::new(),
+            prepared: None,
         }
     }
 }
@@ -227,6 +238,22 @@ impl NatsServerBuilder {
         self
     }
 
+    /// Declares the users with `authorization`, a configuration block made elsewhere (such as
+    /// the one `citychain nats users` writes), instead of making users: the builder's own
+    /// users are then left out, and `seeds` says where each user's seed file is, by user name
+    /// (it must name [`OPERATOR_USER`], whom the harness connects as).
+    pub fn authorization(
+        mut self,
+        authorization: impl Into<String>,
+        seeds: BTreeMap<String, PathBuf>,
+    ) -> Self {
+        self.prepared = Some(PreparedUsers {
+            authorization: authorization.into(),
+            seeds,
+        });
+        self
+    }
+
     /// Starts the server and waits until it accepts connections.
     pub async fn start(self) -> Result<NatsServer, NatsServerError> {
         let binary = match self.binary.clone() {
@@ -248,8 +275,13 @@ impl NatsServerBuilder {
             path: store_dir.clone(),
             source,
         })?;
-        let (users, seeds) = make_users(dir.path(), &self.users)?;
-        let mut text = access::server_config(&users);
+        let (mut text, seeds) = match &self.prepared {
+            Some(prepared) => (prepared.authorization.clone(), prepared.seeds.clone()),
+            None => {
+                let (users, seeds) = make_users(dir.path(), &self.users)?;
+                (access::server_config(&users), seeds)
+            }
+        };
         if let Some(extra) = &self.config {
             text.push('\n');
             text.push_str(extra);
@@ -320,7 +352,7 @@ pub struct NatsServer {
     child: Option<Child>,
     launches: u32,
     log_file: PathBuf,
-    seeds: std::collections::BTreeMap<String, PathBuf>,
+    seeds: BTreeMap<String, PathBuf>,
     dir: TempDir,
 }
 
@@ -533,11 +565,10 @@ impl Drop for NatsServer {
 
 /// Makes an nkey for the operator and for each of `wanted`, writes each seed to
 /// `DIR/users/<name>.nk` (readable by the owner only) and returns the users and seed files.
-#[allow(clippy::type_complexity)]
 fn make_users(
     dir: &Path,
     wanted: &[(String, String, Permissions)],
-) -> Result<(Vec<User>, std::collections::BTreeMap<String, PathBuf>), NatsServerError> {
+) -> Result<(Vec<User>, BTreeMap<String, PathBuf>), NatsServerError> {
     let users_dir = dir.join("users");
     std::fs::create_dir_all(&users_dir).map_err(|source| NatsServerError::Io {
         path: users_dir.clone(),
@@ -549,21 +580,15 @@ fn make_users(
         access::operator_permissions(),
     );
     let mut users = Vec::new();
-    let mut seeds = std::collections::BTreeMap::new();
+    let mut seeds = BTreeMap::new();
     for (name, role, permissions) in std::iter::once(&operator).chain(wanted) {
-        let key = nkeys::KeyPair::new_user();
-        let seed = key.seed().expect("a generated key has its seed");
+        let (user, seed) = access::new_user(name, role, permissions.clone());
         let path = users_dir.join(format!("{name}.nk"));
         write_secret(&path, &seed).map_err(|source| NatsServerError::Io {
             path: path.clone(),
             source,
         })?;
-        users.push(User {
-            name: name.clone(),
-            nkey: key.public_key(),
-            role: role.clone(),
-            permissions: permissions.clone(),
-        });
+        users.push(user);
         seeds.insert(name.clone(), path);
     }
     Ok((users, seeds))

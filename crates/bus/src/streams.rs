@@ -368,12 +368,14 @@ pub enum StreamsUse {
     Follow,
 }
 
-/// What a service does first on NATS: connects (named `default_name` unless the
-/// configuration names the client, so the server's connection list tells services apart) and,
-/// as `usage` says, creates or updates chain `chain_id`'s streams with `replicas` replicas, or
-/// waits until they exist.
+/// What a service does first on NATS: connects as NATS user `user` (named `default_name`
+/// unless the configuration names the client, so the server's connection list tells services
+/// apart; with replies on the user's own inbox, [`crate::access::inbox_prefix`], unless the
+/// configuration names another) and, as `usage` says, creates or updates chain `chain_id`'s
+/// streams with `replicas` replicas, or waits until they exist.
 pub async fn connect_to_chain(
     config: &crate::config::BusConfig,
+    user: &str,
     default_name: &str,
     chain_id: &str,
     replicas: usize,
@@ -383,6 +385,10 @@ pub async fn connect_to_chain(
     if config.client_name == crate::config::BusConfig::default().client_name {
         config.client_name = default_name.to_owned();
     }
+    // A user may subscribe only on its own inbox: without one named, replies go there.
+    config
+        .inbox_prefix
+        .get_or_insert_with(|| crate::access::inbox_prefix(user));
     let bus = crate::bus::connect(&config).await?;
     let streams = StreamsConfig::new(chain_id)?.with_replicas(replicas);
     match usage {

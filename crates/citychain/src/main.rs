@@ -1,7 +1,7 @@
-//! The one citychain binary: key and genesis tooling, `serve` for the services, `dev` and
-//! `demo`, `bench`, `chain export`, lookups on a running network (`block`, `tx`, `member`,
-//! `record-type`), the platforms' clients `licence` and `tokens`, and the offline checks
-//! `verify` and `proof`.
+//! The one citychain binary: key, genesis and NATS user tooling, `serve` for the services,
+//! `dev` and `demo`, `bench`, `chain export`, lookups on a running network (`block`, `tx`,
+//! `member`, `record-type`), the platforms' clients `licence` and `tokens`, and the offline
+//! checks `verify` and `proof`.
 //!
 //! Every subcommand has `--help`. Errors print one line naming what was wrong and exit
 //! non-zero; `anyhow` is used only here, at the edge.
@@ -16,6 +16,7 @@ mod keys_cmd;
 mod licence_cmd;
 mod lookup;
 mod lookup_cmd;
+mod nats_cmd;
 mod proof_cmd;
 mod serve_cmd;
 mod tokens_cmd;
@@ -43,6 +44,9 @@ enum Command {
     /// Create and check genesis documents.
     #[command(subcommand)]
     Genesis(genesis_cmd::GenesisCommand),
+    /// Make the NATS users of a chain: nkeys and permissions for its servers and services.
+    #[command(subcommand)]
+    Nats(nats_cmd::NatsCommand),
     /// Run one or more services in this process.
     Serve(serve_cmd::ServeArgs),
     /// Measure throughput and latency on this machine.
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Keys(cmd) => keys_cmd::run(cmd),
         Command::Genesis(cmd) => genesis_cmd::run(cmd),
+        Command::Nats(cmd) => nats_cmd::run(cmd),
         Command::Serve(args) => serve_cmd::run(args),
         Command::Bench(cmd) => bench_cmd::run(cmd),
         Command::Verify(args) => verify_cmd::run(args),

@@ -113,6 +113,7 @@ impl ChainService {
         tracing::info!(chain = %genesis.chain_id, service = spec.name, "starting");
         let (bus, streams) = connect_to_chain(
             spec.nats,
+            spec.name,
             &format!("citychain-{}", spec.name),
             genesis.chain_id.as_str(),
             spec.stream_replicas,

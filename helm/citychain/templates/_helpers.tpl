@@ -146,9 +146,13 @@ genesis.json
 {{- end }}
 {{- end }}
 
-{{/* Whether the pods mount anything for NATS (credentials, CA, client certificate). */}}
+{{/*
+Whether the service's pods mount anything under /etc/citychain/nats (credentials, an nkey
+seed, CA, client certificate). Validators get their nkey seed from their init container.
+*/}}
 {{- define "citychain.natsFiles" -}}
-{{- if or .Values.nats.credentials.existingSecret .Values.nats.tls.enabled -}}
+{{- $v := .root.Values -}}
+{{- if or $v.nats.credentials.existingSecret $v.nats.tls.enabled (and $v.nats.nkeys.existingSecret (ne .name "consensus")) -}}
 true
 {{- end }}
 {{- end }}
@@ -241,6 +245,12 @@ connect_timeout = {{ $v.nats.connectTimeout | toJson }}
 request_timeout = {{ $v.nats.requestTimeout | toJson }}
 {{- if $v.nats.credentials.existingSecret }}
 creds_file = "/etc/citychain/nats/nats.creds"
+{{- else if $v.nats.nkeys.existingSecret }}
+{{- if eq $name "consensus" }}
+nkey_seed_file = "/run/citychain/validator/nats.nk"
+{{- else }}
+nkey_seed_file = "/etc/citychain/nats/user.nk"
+{{- end }}
 {{- end }}
 {{- if $v.nats.tls.enabled }}
 tls_ca_file = "/etc/citychain/nats/ca.crt"
@@ -286,6 +296,9 @@ seccompProfile:
 {{- end }}
 {{- if and $v.grpc.tls.enabled (not $v.metrics.enabled) }}
 {{- fail "grpc.tls.enabled needs metrics.enabled: the kubelet's gRPC probes cannot speak TLS, so the probes use the metrics port's /healthz" }}
+{{- end }}
+{{- if and $v.nats.credentials.existingSecret $v.nats.nkeys.existingSecret }}
+{{- fail "nats.credentials.existingSecret and nats.nkeys.existingSecret are two ways to authenticate to NATS: set one" }}
 {{- end }}
 {{- if and $v.nats.tls.enabled (not $v.nats.tls.existingSecret) }}
 {{- fail "nats.tls.enabled needs nats.tls.existingSecret (a Secret with the CA and, for clientCertificate, tls.crt and tls.key)" }}

@@ -116,6 +116,7 @@ pub async fn serve(
 
     let (bus, streams) = connect_to_chain(
         &own.nats,
+        &citychain_bus::access::validator_user(identity.member_id.as_str()),
         &format!("citychain-consensus-{}", identity.member_id),
         genesis.chain_id.as_str(),
         own.consensus.stream_replicas,
