@@ -502,6 +502,38 @@ fn production_gives_each_validator_and_service_its_own_nats_user() {
             );
         }
     }
+    // With nkeys and no TLS, a service's NATS volume holds its seed alone, and a validator
+    // mounts none (its seed comes from its init container).
+    let plain = render(&[
+        "-f",
+        "deploy/values-production.yaml",
+        "--set",
+        "nats.tls.enabled=false",
+        "--set",
+        "nats.url=nats://nats.nats.svc.cluster.local:4222",
+    ]);
+    for service in SERVICES {
+        let pod = workload(&plain, service).pod_spec().expect("a pod");
+        let nats = items(&pod["volumes"])
+            .iter()
+            .find(|v| v["name"].as_str() == Some("nats"));
+        if service == "consensus" {
+            assert!(nats.is_none(), "{nats:?}");
+        } else {
+            let nats = nats.expect("a nats volume");
+            let sources = items(&nats["projected"]["sources"]);
+            assert_eq!(sources.len(), 1, "{service}: {sources:?}");
+            assert_eq!(
+                secret_items(nats, USERS),
+                [(format!("{service}.nk").as_str(), "user.nk")]
+            );
+        }
+        assert!(
+            nkey_seed_file(&plain, service).is_some(),
+            "{service}: a seed file"
+        );
+    }
+
     // Two ways to authenticate at once is refused, naming both.
     let stderr = render_fails(&[
         "-f",

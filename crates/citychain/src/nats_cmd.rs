@@ -112,6 +112,9 @@ fn users(genesis_path: &Path, out: &Path, force: bool) -> Result<()> {
         }
     }
 
+    if force {
+        remove_stale_seeds(&seeds_dir, &wanted, out)?;
+    }
     println!(
         "chain {chain_id}: {validators} validators, {} services, the operator",
         wanted.len() - validators - 1
@@ -158,10 +161,38 @@ fn users(genesis_path: &Path, out: &Path, force: bool) -> Result<()> {
         println!("wrote {}  ({what})", path.display());
     }
     println!(
-        "next: kubectl -n nats create secret generic {OPERATOR_SECRET} --from-file={}\n      \
-         kubectl -n citychain create secret generic citychain-nats-users --from-file={}",
+        "next: kubectl create namespace nats\n      \
+         kubectl -n nats create secret generic {OPERATOR_SECRET} --from-file={}\n      \
+         helm install nats nats/nats -n nats -f deploy/nats-values.yaml -f {}\n      \
+         kubectl create namespace citychain\n      \
+         kubectl -n citychain create secret generic citychain-nats-users --from-file={}\n      \
+         (validator-<i>.json in the validator keys' Secret must be the key of the member \
+         validator-<i>.nk is for, listed above)",
         out.join("operator.nk").display(),
+        outputs[0].display(),
         seeds_dir.display()
     );
+    Ok(())
+}
+
+/// Removes seed files in `seeds_dir` that this run does not make (a validator set that shrank,
+/// say), so a Secret made from the folder holds only users the servers know.
+fn remove_stale_seeds(seeds_dir: &Path, wanted: &[Wanted], out: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(seeds_dir)
+        .with_context(|| format!("cannot read {}", seeds_dir.display()))?;
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("cannot read {}", seeds_dir.display()))?
+            .path();
+        let ours = wanted.iter().any(|w| out.join(&w.file) == path);
+        if !ours && path.extension().is_some_and(|ext| ext == "nk") {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+            println!(
+                "removed {}  (a user this genesis does not have)",
+                path.display()
+            );
+        }
+    }
     Ok(())
 }

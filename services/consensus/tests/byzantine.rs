@@ -48,7 +48,6 @@ async fn n4f1_byzantine_equivocation_and_forgeries_are_caught_without_a_fork() {
     let honest = cluster.members[0].setup.key.clone();
     let outsider = SigningKey::from_seed(&[0x99; 32]);
     let ctx = CityContext::new(cluster.net.genesis.chain_id.clone());
-    let subject = format!("citychain.{}.consensus.all", cluster.net.genesis.chain_id);
 
     let txs = cluster.transactions(300, 1);
     cluster.submit(&txs[..100]).await;
@@ -73,14 +72,7 @@ async fn n4f1_byzantine_equivocation_and_forgeries_are_caught_without_a_fork() {
             messages.push(vote(&ctx, &byzantine, &honest, height, 0, vote_type, 7));
             messages.push(vote(&ctx, &outsider, &outsider, height, 0, vote_type, 8));
         }
-        for message in messages {
-            cluster
-                .bus
-                .client()
-                .publish(subject.clone(), message.encode().into())
-                .await
-                .unwrap();
-        }
+        cluster.broadcast(&messages).await;
         if tick == 10 {
             cluster.submit(&txs[100..]).await;
         }

@@ -111,16 +111,8 @@ async fn before_turn(cluster: &Cluster, turn: usize) -> Block {
 /// Publishes `messages` on the broadcast subject a few times over half a second, so a
 /// validator that reaches the height a moment later still receives them.
 async fn broadcast(cluster: &Cluster, messages: &[Envelope]) {
-    let subject = format!("citychain.{}.consensus.all", cluster.net.genesis.chain_id);
     for _ in 0..5 {
-        for message in messages {
-            cluster
-                .bus
-                .client()
-                .publish(subject.clone(), message.encode().into())
-                .await
-                .unwrap();
-        }
+        cluster.broadcast(messages).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

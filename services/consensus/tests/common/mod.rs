@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use citychain_bus::{Bus, HeaderMap, StreamKind, StreamsConfig, connect, ensure_streams};
 use citychain_consensus::{ConsensusSection, Status, ValidatorSetup, run};
+use citychain_consensus_domain::Envelope;
 use citychain_kernel::{Block, ChainVerifier, Height, SignedTx, SigningKey};
 use citychain_store::EmbeddedStore;
 use citychain_testkit::genesis::{TestNetwork, network};
@@ -202,6 +203,19 @@ impl Cluster {
                 "only {have} of {txs} transactions committed after {secs} s"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Publishes `messages` once each on the consensus broadcast subject, as a validator of
+    /// the test's own making would (the harness connects as the operator).
+    pub async fn broadcast(&self, messages: &[Envelope]) {
+        let subject = format!("citychain.{}.consensus.all", self.net.genesis.chain_id);
+        for message in messages {
+            self.bus
+                .client()
+                .publish(subject.clone(), message.encode().into())
+                .await
+                .unwrap();
         }
     }
 
