@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use citychain_bus::access::{self, Permissions};
-use citychain_bus::{BusConfig, BusError, HeaderMap, StreamKind, StreamsConfig, connect};
+use citychain_bus::{
+    BusConfig, BusError, ConsumerSpec, HeaderMap, StreamKind, StreamsConfig, connect,
+};
 use citychain_governance::{Action, FieldKind, RecordType};
 use citychain_kernel::{Height, MemberId, Role, SignedEvent, SigningKey, TxBody, TxId};
 use citychain_proto::citychain::licence::v1::read_state::State;
@@ -101,6 +103,66 @@ async fn keeps_to_the_table(net: &Network) {
         .await
         .unwrap();
     assert_eq!(state.messages, 0, "CHAIN holds only what validators wrote");
+
+    durables_stay_with_their_keeper(net).await;
+}
+
+/// A validator's MEMPOOL consumer is its own: neither the ledger (which follows MEMPOOL) nor
+/// another validator can look it up, pull from it or delete it, while each still follows
+/// MEMPOOL through a consumer of its own; the validator then gets the first transaction, which
+/// nobody took before it.
+async fn durables_stay_with_their_keeper(net: &Network) {
+    let mempool = net.streams.stream_name(StreamKind::Mempool);
+    let member = net.net.genesis.validators[0].as_str();
+    let durable = access::validator_durable(member);
+    let keeper = connect_as(net, &access::validator_user(member)).await;
+    let spec = ConsumerSpec::new(durable.clone()).max_ack_pending(1);
+    let mut consumer = keeper.durable_consumer(&mempool, &spec).await.unwrap();
+    let first = keeper.stream_state(&mempool).await.unwrap().first_sequence;
+    assert!(first > 0, "MEMPOOL holds the probes");
+    let other_validator = citychain_testkit::nats::validator_user(&net.net, 1);
+    // The JetStream API answers a call it receives, even one about a consumer it lacks; a
+    // call the user's permissions refuse never reaches it and gets no answer.
+    let answered = |bus: &citychain_bus::Bus, call: &str, body: &'static str| {
+        let subject = format!("$JS.API.CONSUMER.{call}.{mempool}.{durable}");
+        let client = bus.client().clone();
+        async move { client.request(subject, body.into()).await.is_ok() }
+    };
+    assert!(
+        answered(&keeper, "INFO", "").await,
+        "the keeper looks it up"
+    );
+    for intruder in ["ledger", other_validator.as_str()] {
+        let bus = connect_as(net, intruder).await;
+        assert!(
+            !answered(&bus, "INFO", "").await,
+            "{intruder} looked up {durable}"
+        );
+        assert!(
+            !answered(&bus, "MSG.NEXT", r#"{"batch":1,"no_wait":true}"#).await,
+            "{intruder} pulled from {durable}"
+        );
+        assert!(
+            !answered(&bus, "DELETE", "").await,
+            "{intruder} deleted {durable}"
+        );
+        let mut own = bus.tail(&mempool, first).await.unwrap();
+        let seen = tokio::time::timeout(WAIT, own.next())
+            .await
+            .expect("its own consumer delivers")
+            .expect("the connection is open")
+            .unwrap();
+        assert_eq!(seen.sequence, first, "{intruder} follows MEMPOOL");
+    }
+    let delivery = consumer
+        .next_timeout(WAIT)
+        .await
+        .unwrap()
+        .expect("the validator's consumer is still there");
+    assert_eq!(delivery.stream_sequence, first, "nobody took it first");
+    assert_eq!(delivery.delivered_count, 1, "nobody took it first");
+    drop(consumer);
+    keeper.delete_consumer(&mempool, &durable).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,7 +440,7 @@ async fn forged_verdicts_before_and_after_the_real_one_release_no_key() {
     let forger_may = Permissions {
         publish: vec![streams.service_events("tokens").unwrap()],
         subscribe: vec![format!("{}.>", access::inbox_prefix(FORGER))],
-        responds: false,
+        ..Permissions::default()
     };
     let mut p = Platform::start_with(|nats| {
         nats.custom_user(FORGER, "a test's intruder on EVENTS", forger_may)

@@ -13,7 +13,16 @@
 //! * the ledger and the licence service submit to MEMPOOL; the licence service alone owns its
 //!   object store and key buckets;
 //! * replies come back on an inbox named after the user (`_INBOX_<user>.>`), so no user reads
-//!   another's replies.
+//!   another's replies;
+//! * a durable consumer belongs to the user that keeps it ([`Grants::durables`]): every other
+//!   user that reads its stream is denied pulling from it, acknowledging its deliveries,
+//!   looking it up, reconfiguring and deleting it ([`DURABLE_CALLS`]), so a service cannot
+//!   drain or remove a validator's MEMPOOL consumer, nor one validator another's.
+//!
+//! Ordered consumers (how every role follows CHAIN, and the ledger MEMPOOL) have names the
+//! client makes up, so they cannot be told apart from each other by subject: a reader could
+//! disturb another's, which then recreates itself from the last sequence it saw. Nothing is
+//! acknowledged through them, so nothing is lost that way.
 //!
 //! [`server_config`] renders the `authorization` block of a nats-server configuration from a
 //! list of [`User`]s (nkey public keys and roles), [`nats_chart_values`] the same users as
@@ -87,6 +96,9 @@ pub struct Permissions {
     pub publish: Vec<String>,
     /// Subjects it may subscribe on.
     pub subscribe: Vec<String>,
+    /// Subjects it may not publish to even where `publish` allows them: other users'
+    /// durable consumers.
+    pub deny_publish: Vec<String>,
     /// Whether it may answer requests it received (one reply each, on their reply subjects).
     pub responds: bool,
 }
@@ -111,6 +123,32 @@ const READ_CALLS: [&str; 14] = [
     "$JS.FC.{stream}.>",
 ];
 
+/// The JetStream calls on one durable consumer (`{name}`, of stream `{stream}`) that only the
+/// user keeping it may make: creating or reconfiguring it (with or without a filter in the
+/// subject), looking it up, pulling from it, deleting it, acknowledging its deliveries and
+/// answering its flow control.
+pub const DURABLE_CALLS: [&str; 8] = [
+    "$JS.API.CONSUMER.CREATE.{stream}.{name}",
+    "$JS.API.CONSUMER.CREATE.{stream}.{name}.>",
+    "$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{name}",
+    "$JS.API.CONSUMER.INFO.{stream}.{name}",
+    "$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}",
+    "$JS.API.CONSUMER.DELETE.{stream}.{name}",
+    "$JS.ACK.{stream}.{name}.>",
+    "$JS.FC.{stream}.{name}.>",
+];
+
+/// A durable consumer a user keeps on one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durable {
+    /// The stream it reads.
+    pub stream: String,
+    /// Its name, or `None` when the service's configuration names it (the licence service's
+    /// `payments_consumer`, one per store). An unnamed durable cannot be denied to others by
+    /// name, so no other role may read its stream (a test of the table holds it to that).
+    pub name: Option<String>,
+}
+
 /// The JetStream calls that creating a stream or changing its configuration takes.
 const MANAGE_CALLS: [&str; 2] = [
     "$JS.API.STREAM.CREATE.{stream}",
@@ -132,6 +170,8 @@ pub struct Grants {
     pub publishes: Vec<String>,
     /// Subjects it may subscribe on.
     pub subscribes: Vec<String>,
+    /// Durable consumers it keeps; only it may use them.
+    pub durables: Vec<Durable>,
     /// Whether it may answer the requests it receives.
     pub responds: bool,
 }
@@ -163,9 +203,21 @@ impl Grants {
         Permissions {
             publish,
             subscribe: self.subscribes.clone(),
+            deny_publish: Vec::new(),
             responds: self.responds,
         }
     }
+}
+
+/// The name of the durable consumer that user `user` keeps: its name with each `.` (which
+/// consumer names may not hold) as `~` (which user and member names never hold).
+pub fn durable_name(user: &str) -> String {
+    user.replace('.', "~")
+}
+
+/// The name of the MEMPOOL consumer of the validator run by `member`.
+pub fn validator_durable(member: &str) -> String {
+    durable_name(&validator_user(member))
 }
 
 /// The user's inbox prefix: replies to its requests arrive under `<prefix>.>`, and only it may
@@ -188,9 +240,39 @@ fn operator_grants() -> Grants {
     }
 }
 
-/// The permissions of `role` for user `user` on the chain whose streams are `streams`.
-pub fn permissions(role: Role, user: &str, streams: &StreamsConfig) -> Permissions {
-    grants(role, user, streams).permissions()
+/// The permissions of each of a chain's `users` (names and roles) on its `streams`, in the
+/// order given: what [`grants`] allows, less the durable consumers of the other users on the
+/// streams it reads ([`DURABLE_CALLS`]). Give every user of the chain at once: a user left
+/// out has its durables denied to nobody.
+pub fn chain_permissions(users: &[(String, Role)], streams: &StreamsConfig) -> Vec<Permissions> {
+    let all: Vec<Grants> = users
+        .iter()
+        .map(|(name, role)| grants(*role, name, streams))
+        .collect();
+    all.iter()
+        .enumerate()
+        .map(|(me, mine)| {
+            let mut permissions = mine.permissions();
+            for (other, theirs) in all.iter().enumerate() {
+                if other == me {
+                    continue;
+                }
+                for durable in &theirs.durables {
+                    let Some(name) = &durable.name else { continue };
+                    if !mine.reads.contains(&durable.stream) {
+                        continue;
+                    }
+                    permissions
+                        .deny_publish
+                        .extend(DURABLE_CALLS.iter().map(|call| {
+                            call.replace("{stream}", &durable.stream)
+                                .replace("{name}", name)
+                        }));
+                }
+            }
+            permissions
+        })
+        .collect()
 }
 
 /// What `role` may do as user `user` on the chain whose streams are `streams`: the table.
@@ -212,8 +294,12 @@ pub fn grants(role: Role, user: &str, streams: &StreamsConfig) -> Grants {
     };
     match role {
         Role::Validator => {
-            g.manages = vec![mempool.clone(), chain, events.clone()];
-            g.reads.extend([mempool, events]);
+            g.manages = vec![mempool.clone(), chain, events];
+            g.reads.push(mempool.clone());
+            g.durables.push(Durable {
+                stream: mempool,
+                name: Some(durable_name(user)),
+            });
             g.publishes.extend([
                 streams.chain_subject(),
                 format!("{chain_prefix}.consensus.>"),
@@ -230,7 +316,11 @@ pub fn grants(role: Role, user: &str, streams: &StreamsConfig) -> Grants {
             g.publishes.push(streams.mempool_subject());
         }
         Role::Licence => {
-            g.reads.push(events);
+            g.reads.push(events.clone());
+            g.durables.push(Durable {
+                stream: events,
+                name: None,
+            });
             g.publishes.push(streams.mempool_subject());
             let objects = streams
                 .object_bucket(LICENCE_OBJECT_BUCKET)
@@ -274,18 +364,6 @@ pub struct User {
     pub role: String,
     /// What it may do.
     pub permissions: Permissions,
-}
-
-impl User {
-    /// A user of `role` on `streams`' chain.
-    pub fn of_role(name: &str, nkey: &str, role: Role, streams: &StreamsConfig) -> User {
-        User {
-            name: name.to_owned(),
-            nkey: nkey.to_owned(),
-            role: role.name().to_owned(),
-            permissions: permissions(role, name, streams),
-        }
-    }
 }
 
 /// A user with a fresh nkey, and the seed that proves it (`SU...`, a secret: whoever holds it
@@ -332,9 +410,14 @@ pub fn server_config(users: &[User]) -> String {
     let mut out = String::from("authorization {\n  users = [\n");
     for user in users {
         let p = &user.permissions;
+        let deny = if p.deny_publish.is_empty() {
+            String::new()
+        } else {
+            format!(", deny: [{}]", list(&p.deny_publish))
+        };
         let _ = writeln!(
             out,
-            "    # {name} ({role})\n    {{ nkey: {nkey:?}, permissions: {{ publish: {{ allow: [{publish}] }}, \
+            "    # {name} ({role})\n    {{ nkey: {nkey:?}, permissions: {{ publish: {{ allow: [{publish}]{deny} }}, \
              subscribe: {{ allow: [{subscribe}] }}{responses} }} }}",
             name = user.name,
             role = user.role,
@@ -352,7 +435,7 @@ pub fn server_config(users: &[User]) -> String {
     out
 }
 
-/// Values for the official NATS Helm chart (nats-io's chart `nats`, 1.x) that give its
+/// Values for the official NATS Helm chart (nats-io's chart `nats`) that give its
 /// servers exactly the users of [`server_config`]: the chart merges `config.merge` into
 /// `nats.conf`, so `config.merge.authorization` becomes the server's `authorization` block.
 pub fn nats_chart_values(users: &[User]) -> String {
@@ -378,6 +461,10 @@ pub fn nats_chart_values(users: &[User]) -> String {
         for (kind, subjects) in [("publish", &p.publish), ("subscribe", &p.subscribe)] {
             let _ = write!(out, "            {kind}:\n              allow:");
             list(&mut out, "                ", subjects);
+            if kind == "publish" && !p.deny_publish.is_empty() {
+                out.push_str("              deny:");
+                list(&mut out, "                ", &p.deny_publish);
+            }
         }
         if p.responds {
             out.push_str("            allow_responses: true\n");
@@ -401,8 +488,8 @@ pub fn markdown_table(streams: &StreamsConfig) -> String {
         }
     };
     let mut out = String::from(
-        "| role (user) | looks up streams | manages streams | reads streams | publishes | subscribes | answers requests |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| role (user) | looks up streams | manages streams | reads streams | keeps durables | publishes | subscribes | answers requests |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     for role in Role::ALL {
         let user = match role {
@@ -410,13 +497,26 @@ pub fn markdown_table(streams: &StreamsConfig) -> String {
             other => other.name().to_owned(),
         };
         let g = grants(role, &user, streams);
+        let durables = if g.durables.is_empty() {
+            "-".to_owned()
+        } else {
+            g.durables
+                .iter()
+                .map(|d| match &d.name {
+                    Some(name) => format!("`{name}` on `{}`", d.stream),
+                    None => format!("one on `{}`, named in its configuration", d.stream),
+                })
+                .collect::<Vec<_>>()
+                .join("<br>")
+        };
         let _ = writeln!(
             out,
-            "| `{}` (`{user}`) | {} | {} | {} | {} | {} | {} |",
+            "| `{}` (`{user}`) | {} | {} | {} | {} | {} | {} | {} |",
             role.name(),
             cell(&g.inspects),
             cell(&g.manages),
             cell(&g.reads),
+            durables,
             cell(&g.publishes),
             cell(&g.subscribes),
             if g.responds { "yes" } else { "no" },
@@ -425,17 +525,24 @@ pub fn markdown_table(streams: &StreamsConfig) -> String {
     let list = |calls: &[&str]| {
         calls
             .iter()
-            .map(|c| format!("`{}`", c.replace("{stream}", "<stream>")))
+            .map(|c| {
+                let call = c
+                    .replace("{stream}", "<stream>")
+                    .replace("{name}", "<durable>");
+                format!("`{call}`")
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
     let _ = writeln!(
         out,
         "\nLooking a stream up is {}. Managing one is {}. Reading one is {}; a user that reads \
-         any stream may also call `$JS.API.INFO`.",
+         any stream may also call `$JS.API.INFO`. A durable's name is its keeper's user name \
+         with each `.` as `~`; every other user reading its stream is denied {}.",
         list(&[READ_CALLS[0]]),
         list(&MANAGE_CALLS),
-        list(&READ_CALLS)
+        list(&READ_CALLS),
+        list(&DURABLE_CALLS)
     );
     out
 }
@@ -448,9 +555,41 @@ mod tests {
         StreamsConfig::new("city-main").unwrap()
     }
 
-    fn may_publish(role: Role, subject: &str) -> bool {
-        let p = permissions(role, role.name(), &streams());
+    /// The users of a chain with two validators, each with its permissions.
+    fn table() -> Vec<(String, Role, Permissions)> {
+        let users = chain_users(["dept.tax", "dept.health"]);
+        let permissions = chain_permissions(&users, &streams());
+        users
+            .into_iter()
+            .zip(permissions)
+            .map(|((name, role), p)| (name, role, p))
+            .collect()
+    }
+
+    fn permissions_of(user: &str) -> Permissions {
+        table()
+            .into_iter()
+            .find(|(name, _, _)| name == user)
+            .map(|(_, _, p)| p)
+            .expect("a user of the table")
+    }
+
+    /// Whether `user` (a validator's user name, or a service's) may publish on `subject`.
+    fn user_may_publish(user: &str, subject: &str) -> bool {
+        let p = permissions_of(user);
         p.publish.iter().any(|pattern| matches(pattern, subject))
+            && !p
+                .deny_publish
+                .iter()
+                .any(|pattern| matches(pattern, subject))
+    }
+
+    fn may_publish(role: Role, subject: &str) -> bool {
+        let user = match role {
+            Role::Validator => validator_user("dept.tax"),
+            other => other.name().to_owned(),
+        };
+        user_may_publish(&user, subject)
     }
 
     /// NATS subject matching: `*` one token, `>` the rest.
@@ -494,7 +633,7 @@ mod tests {
 
     #[test]
     fn inboxes_are_private() {
-        let p = permissions(Role::Ledger, "ledger", &streams());
+        let p = permissions_of("ledger");
         assert_eq!(
             p.subscribe
                 .iter()
@@ -506,7 +645,12 @@ mod tests {
 
     #[test]
     fn server_config_lists_each_user_with_its_permissions() {
-        let users = [User::of_role("tokens", "UTOKENS", Role::Tokens, &streams())];
+        let users = [User {
+            name: "tokens".to_owned(),
+            nkey: "UTOKENS".to_owned(),
+            role: "tokens".to_owned(),
+            permissions: permissions_of("tokens"),
+        }];
         let text = server_config(&users);
         assert!(text.contains("nkey: \"UTOKENS\""), "{text}");
         assert!(
@@ -517,11 +661,38 @@ mod tests {
     }
 
     #[test]
-    fn chart_values_give_the_same_users_as_the_server_config() {
-        let s = streams();
-        let users: Vec<User> = chain_users(["dept.tax"])
+    fn server_config_denies_each_user_the_durables_of_others() {
+        let users: Vec<User> = table()
             .into_iter()
-            .map(|(name, role)| new_user(&name, role.name(), permissions(role, &name, &s)).0)
+            .map(|(name, role, p)| new_user(&name, role.name(), p).0)
+            .collect();
+        let text = server_config(&users);
+        // A user's entry is the line after the comment naming it.
+        let entry = |user: &str| {
+            text.lines()
+                .skip_while(|line| !line.contains(&format!("# {user} (")))
+                .nth(1)
+                .unwrap_or_else(|| panic!("no entry for {user}:\n{text}"))
+        };
+        let ledger = entry("ledger");
+        assert!(
+            ledger.contains(
+                "deny: [\"$JS.API.CONSUMER.CREATE.CITYCHAIN_city-main_MEMPOOL.validator-dept~tax\""
+            ),
+            "{ledger}"
+        );
+        let tokens = entry("tokens");
+        assert!(
+            !tokens.contains("deny"),
+            "it reads no stream with durables: {tokens}"
+        );
+    }
+
+    #[test]
+    fn chart_values_hold_each_users_key_and_permissions() {
+        let users: Vec<User> = table()
+            .into_iter()
+            .map(|(name, role, p)| new_user(&name, role.name(), p).0)
             .collect();
         let values: serde_yaml::Value =
             serde_yaml::from_str(&nats_chart_values(&users)).expect("valid YAML");
@@ -541,6 +712,14 @@ mod tests {
             assert_eq!(entry["nkey"].as_str(), Some(user.nkey.as_str()));
             let p = &entry["permissions"];
             assert_eq!(strings(&p["publish"]["allow"]), user.permissions.publish);
+            if user.permissions.deny_publish.is_empty() {
+                assert!(p["publish"]["deny"].is_null(), "{}", user.name);
+            } else {
+                assert_eq!(
+                    strings(&p["publish"]["deny"]),
+                    user.permissions.deny_publish
+                );
+            }
             assert_eq!(
                 strings(&p["subscribe"]["allow"]),
                 user.permissions.subscribe
@@ -551,6 +730,66 @@ mod tests {
                 "{}",
                 user.name
             );
+        }
+    }
+
+    #[test]
+    fn only_its_keeper_uses_a_durable() {
+        let s = streams();
+        let mempool = s.stream_name(StreamKind::Mempool);
+        let tax = validator_durable("dept.tax");
+        assert_eq!(tax, "validator-dept~tax");
+        let calls = |durable: &str| -> Vec<String> {
+            [
+                format!("$JS.API.CONSUMER.MSG.NEXT.{mempool}.{durable}"),
+                format!("$JS.API.CONSUMER.DELETE.{mempool}.{durable}"),
+                format!("$JS.API.CONSUMER.INFO.{mempool}.{durable}"),
+                format!("$JS.API.CONSUMER.DURABLE.CREATE.{mempool}.{durable}"),
+                format!("$JS.API.CONSUMER.CREATE.{mempool}.{durable}.citychain.city-main.mempool"),
+                format!("$JS.ACK.{mempool}.{durable}.1.7.7.1700000000.0"),
+            ]
+            .into()
+        };
+        let keeper = validator_user("dept.tax");
+        let other = validator_user("dept.health");
+        for call in calls(&tax) {
+            assert!(user_may_publish(&keeper, &call), "{call}");
+            assert!(!user_may_publish(&other, &call), "{call}");
+            assert!(!user_may_publish("ledger", &call), "{call}");
+        }
+        // Readers still make and use consumers of their own (ordered ones have made-up names).
+        for call in calls("mMVgIOA0tG0cG3S2dd5XDm") {
+            assert!(user_may_publish("ledger", &call), "{call}");
+            assert!(user_may_publish(&other, &call), "{call}");
+        }
+        assert!(user_may_publish(
+            "ledger",
+            &format!("$JS.API.CONSUMER.CREATE.{mempool}")
+        ));
+    }
+
+    #[test]
+    fn no_role_reads_a_stream_where_another_keeps_a_durable_the_table_cannot_name() {
+        let s = streams();
+        for keeper in Role::ALL {
+            for durable in grants(keeper, keeper.name(), &s).durables {
+                if durable.name.is_some() {
+                    continue;
+                }
+                for reader in Role::ALL {
+                    if reader == keeper || reader == Role::Operator {
+                        continue;
+                    }
+                    assert!(
+                        !grants(reader, reader.name(), &s)
+                            .reads
+                            .contains(&durable.stream),
+                        "{reader:?} reads {}, where {keeper:?} keeps a durable named by its \
+                         configuration that the table cannot deny to others",
+                        durable.stream
+                    );
+                }
+            }
         }
     }
 

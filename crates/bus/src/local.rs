@@ -212,15 +212,17 @@ impl NatsServerBuilder {
         self
     }
 
-    /// Adds users of the given roles on `streams`' chain, with the permissions of
-    /// [`crate::access::permissions`]; e.g. `("ledger", Role::Ledger)` or
-    /// `(access::validator_user("dept.tax"), Role::Validator)`.
+    /// Adds the users of `streams`' chain, by name and role, with the permissions of
+    /// [`crate::access::chain_permissions`]; e.g. `("ledger", Role::Ledger)` or
+    /// `(access::validator_user("dept.tax"), Role::Validator)`. Give all of them in one call:
+    /// each is denied the durable consumers of the others given with it.
     pub fn chain_users<I>(mut self, streams: &StreamsConfig, users: I) -> Self
     where
         I: IntoIterator<Item = (String, Role)>,
     {
-        for (name, role) in users {
-            let permissions = access::permissions(role, &name, streams);
+        let users: Vec<(String, Role)> = users.into_iter().collect();
+        let permissions = access::chain_permissions(&users, streams);
+        for ((name, role), permissions) in users.into_iter().zip(permissions) {
             self.users.push((name, role.name().to_owned(), permissions));
         }
         self

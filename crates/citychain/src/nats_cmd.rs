@@ -66,6 +66,7 @@ struct Wanted {
     file: String,
     name: String,
     role: access::Role,
+    permissions: access::Permissions,
 }
 
 fn users(genesis_path: &Path, out: &Path, force: bool) -> Result<()> {
@@ -77,16 +78,24 @@ fn users(genesis_path: &Path, out: &Path, force: bool) -> Result<()> {
         file: format!("{OPERATOR_USER}.nk"),
         name: OPERATOR_USER.to_owned(),
         role: access::Role::Operator,
+        permissions: access::operator_permissions(),
     }];
     let mut validators = 0;
-    for (name, role) in access::chain_users(genesis.validators.iter().map(|m| m.as_str())) {
+    let chain_users = access::chain_users(genesis.validators.iter().map(|m| m.as_str()));
+    let permissions = access::chain_permissions(&chain_users, &streams);
+    for ((name, role), permissions) in chain_users.into_iter().zip(permissions) {
         let file = if role == access::Role::Validator {
             validators += 1;
             format!("seeds/validator-{}.nk", validators - 1)
         } else {
             format!("seeds/{name}.nk")
         };
-        wanted.push(Wanted { file, name, role });
+        wanted.push(Wanted {
+            file,
+            name,
+            role,
+            permissions,
+        });
     }
     let seeds_dir = out.join("seeds");
     std::fs::create_dir_all(&seeds_dir)
@@ -121,8 +130,7 @@ fn users(genesis_path: &Path, out: &Path, force: bool) -> Result<()> {
     );
     let mut users: Vec<User> = Vec::new();
     for w in &wanted {
-        let permissions = access::permissions(w.role, &w.name, &streams);
-        let (user, seed) = access::new_user(&w.name, w.role.name(), permissions);
+        let (user, seed) = access::new_user(&w.name, w.role.name(), w.permissions.clone());
         let path = out.join(&w.file);
         write_secret(&path, &format!("{seed}\n"), true)?;
         println!(

@@ -92,6 +92,14 @@ pub struct Page {
     key: PageKey,
 }
 
+impl PageKey {
+    /// Checks `size` and `token` for the list of every key under `prefix`, from its first:
+    /// [`Page::new`] with `first` = `prefix`.
+    pub fn list(&self, prefix: &[u8], size: u32, token: &str) -> Result<Page, PageError> {
+        Page::new(self, prefix, prefix.to_vec(), size, token)
+    }
+}
+
 impl Page {
     /// Checks `size` and `token` for the list of keys under `prefix`, starting at `first`
     /// (a key under `prefix`) when there is no token; `key` is the service's page key.

@@ -341,9 +341,10 @@ pub async fn run<S: Store + Clone + 'static>(
     .await?;
     let tip = blocks.tip().await?;
     let validators = verifier.verifier().validators().clone();
-    if validators.get(&key).is_none() {
+    let Some(me) = validators.get(&key) else {
         return Err(ValidatorError::NotAValidator(key));
-    }
+    };
+    let durable = citychain_bus::access::validator_durable(me.member_id.as_str());
     let registry = Arc::new(Mutex::new(verifier.registry().clone()));
 
     let replay = Arc::new(Mutex::new(replay));
@@ -403,7 +404,7 @@ pub async fn run<S: Store + Clone + 'static>(
     tasks.spawn(pull_mempool(
         bus.clone(),
         setup.streams.clone(),
-        key,
+        durable,
         pool_tx,
     ));
     let server_store = blocks.clone();
@@ -1036,14 +1037,14 @@ async fn serve_block<S: Store>(store: &BlockStore<S>, request: &[u8]) -> Bytes {
 /// Pulls transactions from MEMPOOL in batches, verifies their signatures in one batch (and
 /// one by one when the batch fails, to drop only the bad ones), and hands them on. The
 /// bounded channel is the back-pressure: when the engine's pool is full it stops taking.
+/// `durable` is this validator's own consumer, which the bus lets no other user touch.
 async fn pull_mempool(
     bus: Bus,
     streams: StreamsConfig,
-    key: PublicKey,
+    durable: String,
     pool: mpsc::Sender<Vec<Arrival>>,
 ) {
     let stream = streams.stream_name(StreamKind::Mempool);
-    let durable = format!("consensus-{}", &key.to_string()[..16]);
     let spec = ConsumerSpec::new(durable)
         .ack_wait(Duration::from_secs(30))
         .max_ack_pending(20_000);

@@ -214,13 +214,9 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
                 ));
             }
         };
-        let page = Page::new(
-            &self.page_key,
-            &prefix,
-            prefix.clone(),
-            req.page_size,
-            &req.page_token,
-        )?;
+        let page = self
+            .page_key
+            .list(&prefix, req.page_size, &req.page_token)?;
         let (entries, last) = self.reader.tx_page(&prefix, &page).await?;
         let mut transactions = Vec::with_capacity(entries.len());
         let mut block: Option<Block> = None;
@@ -387,13 +383,7 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
     ) -> Result<pb::ListRecordTypesResponse, ApiError> {
         // Pages over the names, as if they were keys under `r/`.
         let prefix = b"r/";
-        let page = Page::new(
-            &self.page_key,
-            prefix,
-            prefix.to_vec(),
-            req.page_size,
-            &req.page_token,
-        )?;
+        let page = self.page_key.list(prefix, req.page_size, &req.page_token)?;
         let after = page.start.get(prefix.len()..).unwrap_or_default().to_vec();
         let registry = self.registry();
         let record_types: Vec<_> = registry
@@ -628,14 +618,10 @@ impl<S: Store + Clone + 'static> LedgerService for LedgerApi<S> {
     ) -> Reply<pb::ListMembersResponse> {
         let req = request.into_inner();
         let prefix = b"m/";
-        let page = Page::new(
-            &self.page_key,
-            prefix,
-            prefix.to_vec(),
-            req.page_size,
-            &req.page_token,
-        )
-        .map_err(ApiError::from)?;
+        let page = self
+            .page_key
+            .list(prefix, req.page_size, &req.page_token)
+            .map_err(ApiError::from)?;
         let registry = self.registry();
         let after = page.start.get(prefix.len()..).unwrap_or_default().to_vec();
         let members: Vec<pb::MemberRecord> = registry

@@ -310,13 +310,9 @@ impl<S: Store + Clone + 'static> LicenceApi<S> {
             )));
         }
         let prefix = keys::receipts_prefix(&subject);
-        let page = Page::new(
-            &self.page_key,
-            &prefix,
-            prefix.clone(),
-            req.page_size,
-            &req.page_token,
-        )?;
+        let page = self
+            .page_key
+            .list(&prefix, req.page_size, &req.page_token)?;
         let end = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
         let entries = txn
             .scan(&Scan::between(Bound::Included(page.start.clone()), end).limit(page.size))

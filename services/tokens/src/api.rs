@@ -101,13 +101,9 @@ impl<S: Store + Clone + 'static> TokensApi<S> {
         let mut txn = self.store.begin().await?;
         let (account, _) = self.known_account(&mut txn, &req.account).await?;
         let prefix = keys::statement_prefix(&account);
-        let page = Page::new(
-            &self.page_key,
-            &prefix,
-            prefix.clone(),
-            req.page_size,
-            &req.page_token,
-        )?;
+        let page = self
+            .page_key
+            .list(&prefix, req.page_size, &req.page_token)?;
         let rows = page_of(&mut txn, &prefix, &page).await?;
         let last = rows.last().map(|(key, _)| key.clone());
         let entries = rows
@@ -171,13 +167,7 @@ impl<S: Store + Clone + 'static> TokensApi<S> {
         let mut txn = self.store.begin().await?;
         let height = read_applied_height(&mut txn, PROJECTION_NAME).await?;
         let prefix = keys::BALANCES;
-        let page = Page::new(
-            &self.page_key,
-            prefix,
-            prefix.to_vec(),
-            req.page_size,
-            &req.page_token,
-        )?;
+        let page = self.page_key.list(prefix, req.page_size, &req.page_token)?;
         let rows = page_of(&mut txn, prefix, &page).await?;
         let last = rows.last().map(|(key, _)| key.clone());
         let mut balances = Vec::with_capacity(rows.len());

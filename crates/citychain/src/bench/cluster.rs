@@ -107,7 +107,7 @@ impl Cluster {
             streams,
             validators: Vec::new(),
         };
-        for (i, key) in chain.validator_keys.iter().enumerate() {
+        for key in &chain.validator_keys {
             let dir = tempfile::Builder::new()
                 .prefix("citychain-bench-validator-")
                 .tempdir()
@@ -115,7 +115,15 @@ impl Cluster {
             let store = EmbeddedStore::open(dir.path().join("blocks.redb"))
                 .await
                 .context("cannot open a validator's block store")?;
-            let user = access::validator_user(chain.genesis.validators[i].as_str());
+            // The user of the member this key is the validator of, whose consumer it keeps.
+            let public = key.signing.public_key();
+            let member = chain
+                .genesis
+                .validator_set()
+                .get(&public)
+                .map(|v| v.member_id.clone())
+                .with_context(|| format!("key {public} is no validator of the benchmark chain"))?;
+            let user = access::validator_user(member.as_str());
             let bus = connect(&cluster.nats.user(&user)).await?;
             let setup = ValidatorSetup {
                 genesis: chain.genesis.clone(),
