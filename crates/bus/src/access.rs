@@ -211,7 +211,7 @@ impl Grants {
 
 /// The name of the durable consumer that user `user` keeps: its name with each `.` (which
 /// consumer names may not hold) as `~` (which user and member names never hold).
-pub fn durable_name(user: &str) -> String {
+fn durable_name(user: &str) -> String {
     user.replace('.', "~")
 }
 

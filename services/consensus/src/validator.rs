@@ -1048,11 +1048,23 @@ async fn pull_mempool(
     let spec = ConsumerSpec::new(durable)
         .ack_wait(Duration::from_secs(30))
         .max_ack_pending(20_000);
-    let mut consumer = match bus.durable_consumer(&stream, &spec).await {
-        Ok(c) => c,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot consume MEMPOOL");
-            return;
+    // Without its consumer a validator takes no transactions, so it keeps trying and says
+    // why: a NATS user that is not this member's is refused the consumer's name.
+    let mut consumer = loop {
+        match bus.durable_consumer(&stream, &spec).await {
+            Ok(c) => break c,
+            Err(err) => {
+                tracing::error!(
+                    error = %err,
+                    durable = %spec.durable,
+                    "cannot consume MEMPOOL (only the NATS user of this validator's member may \
+                     use its consumer); retrying"
+                );
+                if pool.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
         }
     };
     let chain_id = streams.chain_id().to_owned();
