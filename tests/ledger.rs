@@ -410,7 +410,7 @@ async fn a_forged_block_on_chain_halts_the_ledger_without_skipping_it() {
         last.hash(),
         &[],
         &genesis.validator_set(),
-        keys[0].signing.public_key(),
+        genesis.validator_set().proposer(Height(tip + 1), 0).key,
     );
     let certificate = CommitCertificate::sign(
         &genesis.chain_id,

@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::pull::{self, Stream as PullStream};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::message::Acker;
 use async_nats::jetstream::{AckKind, Message};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -143,7 +144,7 @@ pub struct Delivery {
     pub msg_id: Option<String>,
     /// The trace context it was published under (empty if none), to use as a span parent.
     pub trace_context: opentelemetry::Context,
-    message: Message,
+    reply: DeliveryReply,
 }
 
 impl Delivery {
@@ -153,32 +154,89 @@ impl Delivery {
             .map_err(|err| format!("not a JetStream delivery: {err}"))?;
         let (stream_sequence, delivered, pending) =
             (info.stream_sequence, info.delivered, info.pending);
-        let headers = message.headers.clone().unwrap_or_default();
+        let (message, acker) = message.split();
+        let headers = message.headers.unwrap_or_default();
         let msg_id = headers
             .get(MSG_ID_HEADER)
             .map(|value| value.as_str().to_owned());
         Ok(Self {
             subject: message.subject.to_string(),
-            payload: message.payload.clone(),
+            payload: message.payload,
             trace_context: trace::extract(&headers),
             headers,
             stream_sequence,
             delivered_count: u64::try_from(delivered).unwrap_or(0),
             pending,
             msg_id,
-            message,
+            reply: DeliveryReply {
+                acker,
+                stream_sequence,
+            },
         })
+    }
+
+    /// How to answer this delivery later, without keeping its payload: for a consumer that
+    /// acknowledges a message only once its effect is durable elsewhere.
+    pub fn into_reply(self) -> DeliveryReply {
+        self.reply
     }
 
     /// Acknowledges it: it will not be delivered again. Fire-and-forget; see
     /// [`ack_confirmed`](Self::ack_confirmed).
     pub async fn ack(&self) -> Result<(), BusError> {
-        self.send(AckKind::Ack, "ack").await
+        self.reply.ack().await
     }
 
     /// Acknowledges it and waits for the server to confirm it recorded the acknowledgement.
     pub async fn ack_confirmed(&self) -> Result<(), BusError> {
-        self.message
+        self.reply.ack_confirmed().await
+    }
+
+    /// Asks for redelivery, after `delay` if given, else at once.
+    pub async fn nak(&self, delay: Option<Duration>) -> Result<(), BusError> {
+        self.reply.nak(delay).await
+    }
+
+    /// Says it is still being worked on, restarting its ack wait.
+    pub async fn in_progress(&self) -> Result<(), BusError> {
+        self.reply.in_progress().await
+    }
+
+    /// Stops redelivery without acknowledging success (a message that can never be handled).
+    pub async fn term(&self) -> Result<(), BusError> {
+        self.reply.term().await
+    }
+}
+
+/// The answer channel of one [`Delivery`]: ack, nak, in-progress or term, kept apart from the
+/// message so that a consumer can hold many of them cheaply until it knows the outcome.
+pub struct DeliveryReply {
+    acker: Acker,
+    stream_sequence: u64,
+}
+
+impl std::fmt::Debug for DeliveryReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryReply")
+            .field("stream_sequence", &self.stream_sequence)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeliveryReply {
+    /// The delivered message's stream sequence.
+    pub fn stream_sequence(&self) -> u64 {
+        self.stream_sequence
+    }
+
+    /// Acknowledges the delivery (fire-and-forget).
+    pub async fn ack(&self) -> Result<(), BusError> {
+        self.send(AckKind::Ack, "ack").await
+    }
+
+    /// Acknowledges the delivery and waits for the server to confirm it.
+    pub async fn ack_confirmed(&self) -> Result<(), BusError> {
+        self.acker
             .double_ack()
             .await
             .map_err(|err| self.ack_error("ack", &*err))
@@ -189,18 +247,18 @@ impl Delivery {
         self.send(AckKind::Nak(delay), "nak").await
     }
 
-    /// Says it is still being worked on, restarting its ack wait.
+    /// Restarts the delivery's ack wait.
     pub async fn in_progress(&self) -> Result<(), BusError> {
         self.send(AckKind::Progress, "in-progress").await
     }
 
-    /// Stops redelivery without acknowledging success (a message that can never be handled).
+    /// Stops redelivery without acknowledging success.
     pub async fn term(&self) -> Result<(), BusError> {
         self.send(AckKind::Term, "term").await
     }
 
     async fn send(&self, kind: AckKind, action: &'static str) -> Result<(), BusError> {
-        self.message
+        self.acker
             .ack_with(kind)
             .await
             .map_err(|err| self.ack_error(action, &*err))

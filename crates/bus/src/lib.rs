@@ -47,7 +47,7 @@ pub mod trace;
 pub use async_nats::HeaderMap;
 pub use bus::{Bus, connect};
 pub use config::{BusConfig, ReconnectBackoff};
-pub use consumer::{Consumer, ConsumerSpec, Delivery, StartPosition};
+pub use consumer::{Consumer, ConsumerSpec, Delivery, DeliveryReply, StartPosition};
 pub use error::BusError;
 pub use objects::{Kv, Objects};
 pub use publish::Appended;

@@ -131,6 +131,18 @@ pub struct NatsServerBuilder {
     port: Option<u16>,
     users: Vec<(String, String, Permissions)>,
     prepared: Option<PreparedUsers>,
+    cluster: Option<ClusterMembership>,
+}
+
+/// One server's place in a local JetStream cluster: its name, its route port and the other
+/// servers' route ports, and the route credentials they share.
+#[derive(Debug, Clone)]
+struct ClusterMembership {
+    name: String,
+    server_name: String,
+    route_port: u16,
+    peers: Vec<u16>,
+    route_password: String,
 }
 
 /// Users made elsewhere (by `citychain nats users`, say): the configuration block that
@@ -153,6 +165,7 @@ impl Default for NatsServerBuilder {
             port: None,
             users: Vec::new(),
             prepared: None,
+            cluster: None,
         }
     }
 }
@@ -171,7 +184,8 @@ impl NatsServerBuilder {
     }
 
     /// Writes `text` to a config file in the server's temporary directory and passes it with
-    /// `-c`, e.g. `"max_payload: 8MB"`. Command-line settings (port, host, store dir) still win.
+    /// `-c`, e.g. `"max_payload: 8MB"`. Command-line settings (port, host) still win. JetStream
+    /// always runs with `sync_interval: always`, as production does.
     pub fn config(mut self, text: impl Into<String>) -> Self {
         self.config = Some(text.into());
         self
@@ -284,6 +298,16 @@ impl NatsServerBuilder {
                 (access::server_config(&users), seeds)
             }
         };
+        if self.jetstream {
+            // As production runs it: every write is on disk before it is acknowledged.
+            text.push_str(&format!(
+                "\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
+                store_dir.display().to_string()
+            ));
+        }
+        if let Some(cluster) = &self.cluster {
+            text.push_str(&cluster.config());
+        }
         if let Some(extra) = &self.config {
             text.push('\n');
             text.push_str(extra);
@@ -509,13 +533,9 @@ impl NatsServer {
             .arg("-a")
             .arg("127.0.0.1")
             .arg("-p")
-            .arg(self.port.to_string())
-            // No monitoring or cluster listeners: they would need more free ports.
-            .arg("-sd")
-            .arg(&self.store_dir);
-        if self.options.jetstream {
-            command.arg("-js");
-        }
+            .arg(self.port.to_string());
+        // No monitoring listener: it would need another free port. JetStream (its store and
+        // its fsync) and a cluster's routes are in the config file.
         command
             .args(&self.options.args)
             .stdin(Stdio::null())
@@ -562,6 +582,211 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+impl ClusterMembership {
+    /// The `server_name` and `cluster` blocks of this server's config file.
+    fn config(&self) -> String {
+        let routes: Vec<String> = self
+            .peers
+            .iter()
+            .map(|port| {
+                format!(
+                    "\"nats-route://route:{}@127.0.0.1:{port}\"",
+                    self.route_password
+                )
+            })
+            .collect();
+        format!(
+            "\nserver_name: {server}\ncluster {{\n  name: {name}\n  listen: 127.0.0.1:{port}\n  \
+             authorization {{ user: route, password: \"{password}\" }}\n  routes: [{routes}]\n}}\n",
+            server = self.server_name,
+            name = self.name,
+            port = self.route_port,
+            password = self.route_password,
+            routes = routes.join(", "),
+        )
+    }
+}
+
+/// How long a cluster's servers may take to elect a JetStream meta leader.
+const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A JetStream cluster of local servers, as production runs three: every server has the same
+/// users (made once), routes to the others on 127.0.0.1 with route credentials of its own, and
+/// a store and fsync like a single [`NatsServer`]. Streams made with `replicas = 3` then live
+/// on all of them, and [`NatsCluster::user`] connects to whichever server answers.
+///
+/// Each server is a [`NatsServer`]: [`server`](Self::server) kills, stops and starts one.
+#[derive(Debug)]
+pub struct NatsCluster {
+    servers: Vec<NatsServer>,
+    // Holds the shared user seeds for as long as the cluster lives.
+    _users: TempDir,
+}
+
+impl NatsCluster {
+    /// Starts `size` servers from `builder` (its users, config and binary; port and store
+    /// directory are chosen per server) and waits until JetStream has a meta leader.
+    pub async fn start(
+        builder: NatsServerBuilder,
+        size: usize,
+    ) -> Result<NatsCluster, NatsServerError> {
+        let users = tempfile::Builder::new()
+            .prefix("citychain-nats-cluster-")
+            .tempdir()
+            .map_err(|source| NatsServerError::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let shared = match &builder.prepared {
+            Some(prepared) => prepared.clone(),
+            None => {
+                let (made, seeds) = make_users(users.path(), &builder.users)?;
+                PreparedUsers {
+                    authorization: access::server_config(&made),
+                    seeds,
+                }
+            }
+        };
+        let io = |source| NatsServerError::Io {
+            path: PathBuf::from("127.0.0.1:0"),
+            source,
+        };
+        let mut ports = Vec::with_capacity(2 * size);
+        // Held open together so that no two of them are the same port.
+        let listeners: Vec<TcpListener> = (0..2 * size)
+            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
+        for listener in &listeners {
+            ports.push(listener.local_addr().map_err(io)?.port());
+        }
+        drop(listeners);
+        let (clients, routes) = ports.split_at(size);
+        let route_password = nkeys::KeyPair::new_user()
+            .seed()
+            .map_err(|err| io(std::io::Error::other(err.to_string())))?;
+        let mut servers = Vec::with_capacity(size);
+        for i in 0..size {
+            let mut member = builder.clone();
+            member.port = Some(clients[i]);
+            member.store_dir = None;
+            member.prepared = Some(shared.clone());
+            member.cluster = Some(ClusterMembership {
+                name: "citychain-local".to_owned(),
+                server_name: format!("n{i}"),
+                route_port: routes[i],
+                peers: routes
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, port)| *port)
+                    .collect(),
+                route_password: route_password.clone(),
+            });
+            servers.push(member.start().await?);
+        }
+        let cluster = NatsCluster {
+            servers,
+            _users: users,
+        };
+        cluster.wait_for_jetstream().await?;
+        Ok(cluster)
+    }
+
+    /// The servers' client URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.servers.iter().map(NatsServer::url).collect()
+    }
+
+    /// Server `i`, to kill, stop or start again.
+    pub fn server(&mut self, i: usize) -> &mut NatsServer {
+        &mut self.servers[i]
+    }
+
+    /// How many servers it has.
+    pub fn len(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// Whether it has no servers.
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty()
+    }
+
+    /// How to connect as `user`, to any of the servers.
+    ///
+    /// # Panics
+    /// If the cluster has no such user.
+    pub fn user(&self, user: &str) -> BusConfig {
+        BusConfig {
+            urls: self.urls(),
+            ..self.servers[0].user(user)
+        }
+    }
+
+    /// How to connect as the operator.
+    pub fn operator(&self) -> BusConfig {
+        self.user(OPERATOR_USER)
+    }
+
+    /// Whether a stream with a replica on every server can be placed now: the meta leader is
+    /// elected and knows every peer. Probed with a stream made and removed at once.
+    async fn places_replicas(&self, client: async_nats::Client) -> bool {
+        const PROBE: &str = "LOCAL_CLUSTER_PROBE";
+        let js = async_nats::jetstream::new(client);
+        let made = js
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: PROBE.to_owned(),
+                subjects: vec![format!("_local.{PROBE}")],
+                num_replicas: self.servers.len(),
+                storage: async_nats::jetstream::stream::StorageType::Memory,
+                ..Default::default()
+            })
+            .await
+            .is_ok();
+        made && js.delete_stream(PROBE).await.is_ok()
+    }
+
+    /// Waits until JetStream answers through the cluster and can place a replica on every
+    /// server: after a start, or after servers were killed and started again.
+    pub async fn wait_for_jetstream(&self) -> Result<(), NatsServerError> {
+        let started = Instant::now();
+        let seed_path = self.servers[0]
+            .seed_file(OPERATOR_USER)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let seed = std::fs::read_to_string(&seed_path).map_err(|source| NatsServerError::Io {
+            path: seed_path.clone(),
+            source,
+        })?;
+        loop {
+            let ready = match async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+                .connect(self.urls())
+                .await
+            {
+                Ok(client) => self.places_replicas(client).await,
+                Err(_) => false,
+            };
+            if ready {
+                return Ok(());
+            }
+            if started.elapsed() >= CLUSTER_READY_TIMEOUT {
+                return Err(NatsServerError::NeverReady {
+                    url: self.urls().join(","),
+                    waited: CLUSTER_READY_TIMEOUT,
+                    stderr: self
+                        .servers
+                        .iter()
+                        .map(NatsServer::stderr)
+                        .collect::<Vec<_>>()
+                        .join("\n---\n"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -664,12 +889,8 @@ mod tests {
         stream.info().await.expect("stream info").state.messages
     }
 
-    #[tokio::test]
-    async fn jetstream_data_survives_restart_and_drop_reaps_the_process() {
-        let mut server = NatsServer::start().await.expect("server starts");
-        assert_eq!(server.url(), format!("nats://127.0.0.1:{}", server.port()));
-
-        let client = operator_client(&server).await;
+    /// Makes stream `T` on subject `t`.
+    async fn stream_t(client: &async_nats::Client) -> async_nats::jetstream::Context {
         let js = async_nats::jetstream::new(client.clone());
         js.create_stream(async_nats::jetstream::stream::Config {
             name: "T".into(),
@@ -678,6 +899,16 @@ mod tests {
         })
         .await
         .expect("create stream");
+        js
+    }
+
+    #[tokio::test]
+    async fn jetstream_data_survives_restart_and_drop_reaps_the_process() {
+        let mut server = NatsServer::start().await.expect("server starts");
+        assert_eq!(server.url(), format!("nats://127.0.0.1:{}", server.port()));
+
+        let client = operator_client(&server).await;
+        let js = stream_t(&client).await;
         js.publish("t", "one".into())
             .await
             .expect("publish")
@@ -703,6 +934,87 @@ mod tests {
             "process {pid} is gone and reaped after drop"
         );
         assert!(!store.exists(), "store directory removed after drop");
+    }
+
+    #[tokio::test]
+    async fn every_server_fsyncs_each_write() {
+        let server = NatsServer::start().await.expect("server starts");
+        let config = std::fs::read_to_string(server.config_file.as_ref().unwrap()).unwrap();
+        assert!(config.contains("sync_interval: always"), "{config}");
+        // The server applied the store directory from the same block.
+        stream_t(&operator_client(&server).await).await;
+        assert!(server.store_dir().join("jetstream").exists());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_three_server_cluster_keeps_replicated_streams_through_one_and_all_servers_down() {
+        let mut cluster = NatsCluster::start(NatsServer::builder(), 3)
+            .await
+            .expect("cluster starts");
+        let connect = |cluster: &NatsCluster| {
+            let seed =
+                std::fs::read_to_string(cluster.servers[0].seed_file(OPERATOR_USER).unwrap())
+                    .unwrap();
+            let urls = cluster.urls();
+            async move {
+                async_nats::ConnectOptions::with_nkey(seed)
+                    .connect(urls)
+                    .await
+                    .expect("the operator connects")
+            }
+        };
+        let js = async_nats::jetstream::new(connect(&cluster).await);
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "R".into(),
+            subjects: vec!["r".into()],
+            num_replicas: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("a stream with three replicas");
+        let publish = |js: async_nats::jetstream::Context, text: &'static str| async move {
+            for _ in 0..50 {
+                if let Ok(ack) = js.publish("r", text.into()).await
+                    && ack.await.is_ok()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            panic!("{text} never acknowledged");
+        };
+        publish(js.clone(), "one").await;
+
+        // One server down: the other two are a majority and go on.
+        cluster.server(2).kill();
+        publish(js.clone(), "two").await;
+        cluster.server(2).start_again().await.expect("restart");
+
+        // All three down at once, as a power cut would: nothing acknowledged is lost.
+        for i in 0..3 {
+            cluster.server(i).kill();
+        }
+        for i in 0..3 {
+            cluster.server(i).start_again().await.expect("restart");
+        }
+        cluster
+            .wait_for_jetstream()
+            .await
+            .expect("a meta leader again");
+        let js = async_nats::jetstream::new(connect(&cluster).await);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let messages = match js.get_stream("R").await {
+                Ok(mut stream) => stream.info().await.map(|i| i.state.messages).ok(),
+                Err(_) => None,
+            };
+            if messages == Some(2) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the stream holds {messages:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(cluster.operator().urls.len(), 3);
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use citychain_proto::citychain::ledger::v1::ledger_service_client::LedgerService
 use clap::{Args, Subcommand};
 
 use crate::dev_cmd::Endpoints;
-use crate::verify_cmd::load_genesis;
+use crate::verify_cmd::{Tip, load_genesis};
 
 #[derive(Debug, Subcommand)]
 pub enum ChainCommand {
@@ -52,12 +52,18 @@ pub fn run(cmd: ChainCommand) -> Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            let blocks = runtime.block_on(export(&ledger, &genesis, &args.out))?;
+            let last = runtime.block_on(export(&ledger, &genesis, &args.out))?;
             println!(
-                "exported blocks 1..{blocks} of chain {} to {}",
+                "exported blocks 1..{} of chain {} to {}",
+                last.map_or(0, |t| t.height.0),
                 genesis.chain_id,
                 args.out.display()
             );
+            if let Some(tip) = last {
+                println!(
+                    "tip {tip}: check a copy with `citychain verify GENESIS FILE --tip {tip}`"
+                );
+            }
             Ok(())
         }
     }
@@ -79,8 +85,8 @@ pub fn resolve(
 }
 
 /// Writes blocks 1 to the ledger's tip to `out` (through a temporary file renamed at the
-/// end); returns the last height written.
-pub async fn export(ledger: &str, genesis: &Genesis, out: &Path) -> Result<u64> {
+/// end); returns the last block written (`None` when the chain has no block yet).
+pub async fn export(ledger: &str, genesis: &Genesis, out: &Path) -> Result<Option<Tip>> {
     let partial = out.with_extension("partial");
     let file =
         File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
@@ -98,6 +104,7 @@ pub async fn export(ledger: &str, genesis: &Genesis, out: &Path) -> Result<u64> 
         .await?
         .into_inner()
         .tip_height;
+    let mut last = None;
     for height in 1..=tip {
         let response = client
             .get_block(pb::GetBlockRequest {
@@ -112,6 +119,10 @@ pub async fn export(ledger: &str, genesis: &Genesis, out: &Path) -> Result<u64> 
         let block = Block::decode(&prost::Message::encode_to_vec(&proto))
             .with_context(|| format!("the ledger's block {height} does not decode"))?;
         writer.push(&block)?;
+        last = Some(Tip {
+            height: block.header.height,
+            hash: block.hash(),
+        });
         if height % 1_000 == 0 {
             eprintln!("exported {height} of {tip} blocks");
         }
@@ -121,5 +132,5 @@ pub async fn export(ledger: &str, genesis: &Genesis, out: &Path) -> Result<u64> 
     drop(file);
     std::fs::rename(&partial, out)
         .with_context(|| format!("cannot rename {} to {}", partial.display(), out.display()))?;
-    Ok(tip)
+    Ok(last)
 }

@@ -575,15 +575,16 @@ async fn demo(home: &Path) -> Result<()> {
 
     println!("\n6. Offline checks of the whole chain and of every balance");
     let export = home.join("demo.export");
-    let blocks = crate::chain_cmd::export(&ledger_addr, &genesis, &export).await?;
+    let tip = crate::chain_cmd::export(&ledger_addr, &genesis, &export).await?;
     let file = std::fs::File::open(&export)
         .with_context(|| format!("cannot open {}", export.display()))?;
-    let summary = verify_export(&genesis, std::io::BufReader::new(file), |_, _| {})
+    let summary = verify_export(&genesis, std::io::BufReader::new(file), tip, |_, _| {})
         .map_err(|failure| anyhow::anyhow!("the chain does not verify: {failure}"))?;
     println!(
-        "  chain exported to {} and verified from genesis: blocks 1..{blocks}, {} transactions, \
-         {} validator signatures checked",
+        "  chain exported to {} and verified from genesis up to the ledger's tip: blocks 1..{}, \
+         {} transactions, {} validator signatures checked",
         export.display(),
+        tip.map_or(0, |t| t.height.0),
         summary.transactions,
         summary.precommits
     );

@@ -53,7 +53,9 @@ enum Command {
     #[command(subcommand)]
     Bench(bench_cmd::BenchCommand),
     /// Check a chain export offline against a genesis file: every hash link, height, time,
-    /// Merkle root, transaction signature and commit certificate, and the file's trailer.
+    /// Merkle root, transaction signature and commit certificate, the file's trailer, and the
+    /// chain's rules (validator sets, proposer turns, expiry, repeats and replays, signers'
+    /// permissions); with --tip, that the export reaches a block known from elsewhere.
     ///
     /// Prints the heights, blocks, transactions and validator signatures checked; on failure
     /// exits 1 with one line naming the first bad height and what is wrong.

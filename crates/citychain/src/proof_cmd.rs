@@ -89,7 +89,7 @@ fn read_proof(path: &Path) -> Result<TransactionProof> {
 /// The hash of the block at `height` in the export at `path`, after verifying all of it.
 fn anchor(genesis: &Genesis, path: &Path, height: Height) -> Result<BlockHash> {
     let mut found = None;
-    let summary = verify_file(genesis, path, PROGRESS_EVERY, |block| {
+    let summary = verify_file(genesis, path, None, PROGRESS_EVERY, |block| {
         if block.header.height == height {
             found = Some(block.hash());
         }
@@ -164,7 +164,7 @@ fn verify(genesis_path: &Path, proof_path: &Path, chain: Option<&Path>) -> Resul
 fn build(genesis_path: &Path, export: &Path, height: Height, index: u64, out: &Path) -> Result<()> {
     let genesis = load_genesis(genesis_path)?;
     let mut block: Option<Block> = None;
-    verify_file(&genesis, export, PROGRESS_EVERY, |b| {
+    verify_file(&genesis, export, None, PROGRESS_EVERY, |b| {
         if b.header.height == height {
             block = Some(b.clone());
         }

@@ -1,5 +1,7 @@
 //! Offline audit: `citychain verify` accepts an untouched export and refuses any changed,
-//! missing, repeated, reordered or cut block at that block's height; `citychain proof verify`
+//! missing, repeated, reordered or cut block at that block's height; it refuses chains that a
+//! quorum signed but that break a chain rule (an expired transaction, one twice in a block, a
+//! replay, a proposer out of turn), and a copy cut short given the tip; `citychain proof verify`
 //! accepts a valid transaction proof and refuses a proof of another transaction, at another
 //! index, under another header, with any byte changed, or signed by a set it cannot anchor.
 //!
@@ -17,10 +19,12 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use citychain_kernel::{Block, Height, TransactionProof};
-use citychain_testkit::chain::{ChainBuilder, SeededRng, export_bytes};
+use citychain_governance::AuditError;
+use citychain_kernel::replay::ReplayRejection;
+use citychain_kernel::{Block, BlockError, Height, SignedTx, TransactionProof};
+use citychain_testkit::chain::{ChainBuilder, SeededRng, export_bytes, reseal};
 use citychain_testkit::genesis::{TestNetwork, network};
-use verify_cmd::{Summary, VerifyFailure, verify_export};
+use verify_cmd::{Summary, Tip, TipMismatch, VerifyFailure, VerifyReason, verify_export};
 
 /// Blocks in the large export.
 const LARGE: u64 = 1_200;
@@ -49,7 +53,7 @@ fn large() -> &'static Fixture {
 }
 
 fn verify(f: &Fixture, bytes: &[u8]) -> Result<Summary, VerifyFailure> {
-    verify_export(&f.network.genesis, bytes, |_, _| {})
+    verify_export(&f.network.genesis, bytes, None, |_, _| {})
 }
 
 fn test_seed() -> u64 {
@@ -128,10 +132,15 @@ fn assert_each_flip_fails(f: &Fixture, positions: &[(usize, u8)]) {
 fn an_untouched_export_of_1200_blocks_verifies() {
     let f = large();
     let mut seen = 0u64;
-    let summary = verify_export(&f.network.genesis, f.bytes.as_slice(), |block, summary| {
-        seen += 1;
-        assert_eq!(block.header.height, Height(summary.blocks));
-    })
+    let summary = verify_export(
+        &f.network.genesis,
+        f.bytes.as_slice(),
+        None,
+        |block, summary| {
+            seen += 1;
+            assert_eq!(block.header.height, Height(summary.blocks));
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(seen, LARGE);
     assert_eq!(summary.first, Some(Height(1)));
@@ -260,9 +269,217 @@ fn every_truncation_fails() {
 fn another_genesis_is_refused_before_any_block() {
     let f = fixture(3, 11);
     let other = network(4, 12);
-    let failure = verify_export(&other.genesis, f.bytes.as_slice(), |_, _| {}).unwrap_err();
+    let failure = verify_export(&other.genesis, f.bytes.as_slice(), None, |_, _| {}).unwrap_err();
     assert_eq!(failure.height, None);
     assert!(failure.to_string().contains("genesis hash"), "{failure}");
+}
+
+// ----- chain rules a quorum could break -----
+
+/// 40 blocks with one to three transactions each.
+fn busy() -> Fixture {
+    let network = network(4, 31);
+    let blocks = ChainBuilder::new(&network, 31)
+        .txs_per_block(1, 3)
+        .build(40);
+    let bytes = export_bytes(&network, &blocks);
+    Fixture {
+        network,
+        blocks,
+        bytes,
+    }
+}
+
+/// The fixture's chain with block `height` changed by `change` and every block from there on
+/// re-signed by a quorum of the test validators, as an export: only the rule the change
+/// breaks can refuse it.
+fn rewritten(f: &Fixture, height: u64, change: impl FnOnce(&mut Block)) -> Vec<u8> {
+    let mut blocks = f.blocks.clone();
+    let i = height as usize - 1;
+    change(&mut blocks[i]);
+    reseal(&f.network, &mut blocks, i);
+    export_bytes(&f.network, &blocks)
+}
+
+/// A transaction of the network's first member with `nonce` and `expiry`.
+fn member_tx(f: &Fixture, nonce: u64, expiry: u64) -> SignedTx {
+    let (_, member) = f.network.transaction_signers().next().unwrap();
+    SignedTx::sign(
+        &f.network.genesis.chain_id,
+        &member.signing,
+        nonce,
+        Height(expiry),
+        citychain_testkit::note("rule test"),
+    )
+    .unwrap()
+}
+
+fn refused_at(f: &Fixture, bytes: &[u8], height: u64) -> VerifyFailure {
+    let failure = verify(f, bytes).expect_err("a chain breaking a rule was accepted");
+    assert_eq!(failure.height, Some(Height(height)), "{failure}");
+    failure
+}
+
+#[test]
+fn resealing_alone_changes_nothing_a_verifier_refuses() {
+    let f = busy();
+    verify(&f, &rewritten(&f, 10, |_| {})).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_transaction_committed_after_its_expiry_height_is_refused() {
+    let f = busy();
+    // Expiry 19 commits at 19 at the latest; at 20 it is late by one height.
+    verify(
+        &f,
+        &rewritten(&f, 19, |b| b.txs.push(member_tx(&f, 1 << 40, 19))),
+    )
+    .unwrap();
+    let bytes = rewritten(&f, 20, |b| b.txs.push(member_tx(&f, 1 << 40, 19)));
+    let failure = refused_at(&f, &bytes, 20);
+    assert!(
+        matches!(
+            failure.reason,
+            VerifyReason::Chain(BlockError::Expired {
+                expiry: Height(19),
+                ..
+            })
+        ),
+        "{failure}"
+    );
+    assert!(
+        failure.to_string().contains("expired at height 19"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn the_same_transaction_twice_in_one_block_is_refused() {
+    let f = busy();
+    let bytes = rewritten(&f, 12, |b| {
+        let again = b.txs[0].clone();
+        b.txs.push(again);
+    });
+    let failure = refused_at(&f, &bytes, 12);
+    assert!(
+        matches!(
+            failure.reason,
+            VerifyReason::Chain(BlockError::RepeatedInBlock { earlier: 0, .. })
+        ),
+        "{failure}"
+    );
+    // Another body under the same signer and nonce is the same offence.
+    let bytes = rewritten(&f, 12, |b| {
+        let first = &b.txs[0];
+        let (_, who) = f
+            .network
+            .transaction_signers()
+            .find(|(_, k)| k.signing.public_key() == *first.signer())
+            .unwrap();
+        let other = SignedTx::sign(
+            &f.network.genesis.chain_id,
+            &who.signing,
+            first.nonce(),
+            first.expiry(),
+            citychain_testkit::note("another body"),
+        )
+        .unwrap();
+        b.txs.push(other);
+    });
+    refused_at(&f, &bytes, 12);
+}
+
+#[test]
+fn a_replay_of_an_earlier_blocks_transaction_is_refused_while_it_could_commit() {
+    let f = busy();
+    let earlier = f.blocks[4].txs[0].clone();
+    assert!(
+        earlier.expiry() >= Height(30),
+        "the builder gives 100 heights"
+    );
+    let bytes = rewritten(&f, 30, |b| b.txs.push(earlier.clone()));
+    let failure = refused_at(&f, &bytes, 30);
+    assert!(
+        matches!(
+            &failure.reason,
+            VerifyReason::Governance(e) if matches!(
+                **e,
+                AuditError::Replay { reason: ReplayRejection::Replayed { .. }, .. }
+            )
+        ),
+        "{failure}"
+    );
+    assert!(failure.to_string().contains("a replay"), "{failure}");
+}
+
+#[test]
+fn a_block_naming_a_proposer_out_of_turn_is_refused() {
+    let f = busy();
+    let set = f.network.genesis.validator_set();
+    let h = Height(17);
+    let second = set.proposer(h, 1).key;
+    // Decided in round 1, round 1's proposer may have built it.
+    let in_turn = rewritten(&f, 17, |b| {
+        b.header.proposer = second;
+        b.certificate.round = 1;
+    });
+    verify(&f, &in_turn).unwrap_or_else(|e| panic!("{e}"));
+    // Decided in round 0, only round 0's proposer may have.
+    let out_of_turn = rewritten(&f, 17, |b| {
+        b.header.proposer = second;
+        b.certificate.round = 0;
+    });
+    let failure = refused_at(&f, &out_of_turn, 17);
+    assert!(
+        matches!(
+            failure.reason,
+            VerifyReason::Chain(BlockError::ProposerTurn { round: 0, .. })
+        ),
+        "{failure}"
+    );
+}
+
+fn tip_of(f: &Fixture, height: u64) -> Tip {
+    Tip {
+        height: Height(height),
+        hash: f.blocks[height as usize - 1].hash(),
+    }
+}
+
+#[test]
+fn a_cut_export_with_a_new_trailer_passes_alone_and_is_refused_given_the_tip() {
+    let f = busy();
+    let cut = export_bytes(&f.network, &f.blocks[..30]);
+    let alone = verify(&f, &cut).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        alone.last,
+        Some(Height(30)),
+        "a cut copy verifies on its own"
+    );
+
+    let check = |bytes: &[u8], tip| verify_export(&f.network.genesis, bytes, Some(tip), |_, _| {});
+    let failure = check(&cut, tip_of(&f, 40)).unwrap_err();
+    assert!(
+        matches!(
+            failure.reason,
+            VerifyReason::Tip(TipMismatch::Short { last: 30, .. })
+        ),
+        "{failure}"
+    );
+    assert!(failure.to_string().contains("cut short"), "{failure}");
+    // The whole chain reaches its tip; a tip inside the export must be that very block.
+    check(&f.bytes, tip_of(&f, 40)).unwrap_or_else(|e| panic!("{e}"));
+    check(&cut, tip_of(&f, 30)).unwrap_or_else(|e| panic!("{e}"));
+    let wrong = Tip {
+        height: Height(25),
+        hash: f.blocks[25].hash(),
+    };
+    let failure = check(&f.bytes, wrong).unwrap_err();
+    assert_eq!(failure.height, Some(Height(25)));
+    assert!(matches!(
+        failure.reason,
+        VerifyReason::Tip(TipMismatch::Hash { .. })
+    ));
 }
 
 // ----- the binary -----
@@ -330,6 +547,46 @@ fn the_binary_verifies_a_small_export_and_names_the_first_bad_height() {
     let missing = citychain(&["verify", path(&d.genesis), path(&d.dir.join("nope.export"))]);
     assert!(!missing.status.success());
     assert!(text(&missing.stderr).contains("nope.export"));
+}
+
+#[test]
+fn the_binary_refuses_a_cut_export_given_the_tip_and_names_a_malformed_tip() {
+    let f = fixture(20, 17);
+    let d = on_disk(&f);
+    let cut = d.dir.join("cut.export");
+    std::fs::write(&cut, export_bytes(&f.network, &f.blocks[..15])).unwrap();
+    let tip = tip_of(&f, 20).to_string();
+
+    let out = citychain(&["verify", path(&d.genesis), path(&d.export), "--tip", &tip]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("tip:          block {tip} is in the export")));
+
+    let out = citychain(&["verify", path(&d.genesis), path(&cut)]);
+    assert!(out.status.success(), "without a tip the cut copy passes");
+    assert!(text(&out.stdout).contains("tip:          not checked"));
+
+    let out = citychain(&["verify", path(&d.genesis), path(&cut), "--tip", &tip]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("ends at height 15") && err.contains("cut short"),
+        "{err}"
+    );
+
+    for (bad, says) in [
+        ("20", "HEIGHT:HASH"),
+        ("x:00", "not a block height"),
+        ("0:00", "height 0 is genesis"),
+        ("20:abc", "not a block hash"),
+    ] {
+        let out = citychain(&["verify", path(&d.genesis), path(&d.export), "--tip", bad]);
+        assert!(!out.status.success(), "--tip {bad} was accepted");
+        assert!(
+            text(&out.stderr).contains(says),
+            "--tip {bad}: {}",
+            text(&out.stderr)
+        );
+    }
 }
 
 /// A proof of transaction `index` of block `height`, built in the library.

@@ -113,7 +113,7 @@ pub(crate) fn governed_chain(net: &TestNetwork, count: u64) -> Vec<Block> {
             prev,
             &txs,
             &set,
-            set.validators()[0].key,
+            set.proposer(Height(h), 0).key,
         );
         let signers: Vec<&SigningKey> = set.validators().iter().map(|v| signing[&v.key]).collect();
         let certificate = CommitCertificate::sign(chain, Height(h), 0, header.hash(), &signers);

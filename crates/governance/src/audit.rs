@@ -1,8 +1,10 @@
 //! [`ChainAuditor`]: walks a chain from genesis (or from a stored registry), checking each
 //! block with the validator set governance puts in force for its height, requiring every
-//! transaction's signer to be authorized, and folding governance so that the next block is
-//! checked against the next validator set.
+//! transaction's signer to be authorized, refusing replays of earlier blocks' transactions
+//! (when walking from genesis), and folding governance so that the next block is checked
+//! against the next validator set.
 
+use citychain_kernel::replay::{ReplayRejection, ReplayWindow};
 use citychain_kernel::{
     Block, BlockError, BlockHeader, ChainVerifier, Genesis, Hash32, Height, TxId,
 };
@@ -35,6 +37,19 @@ pub enum AuditError {
         /// Why.
         reason: Refusal,
     },
+    /// A committed transaction repeats the (signer, nonce) pair of a transaction an earlier
+    /// block committed, while that one's expiry has not passed.
+    #[error("block {height} transaction {index} ({tx}) may not commit: {reason}")]
+    Replay {
+        /// The block's height.
+        height: Height,
+        /// The transaction's position in the block.
+        index: usize,
+        /// Its id.
+        tx: TxId,
+        /// What the replay window says.
+        reason: ReplayRejection,
+    },
     /// The registry cannot take the block.
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -46,25 +61,41 @@ pub enum AuditError {
     },
 }
 
-/// The kernel's [`ChainVerifier`] and the governance [`Registry`] walking a chain together.
+/// The kernel's [`ChainVerifier`] and the governance [`Registry`] walking a chain together,
+/// with the replay window of the chain walked so far.
 #[derive(Debug, Clone)]
 pub struct ChainAuditor {
     verifier: ChainVerifier,
     registry: Registry,
+    replay: Option<ReplayWindow>,
 }
 
 impl ChainAuditor {
-    /// Starts at genesis, expecting block 1.
+    /// Starts at genesis, expecting block 1. It sees every committed transaction, so it
+    /// also refuses a block that commits a (signer, nonce) pair again while the first
+    /// transaction with it could still commit.
+    ///
+    /// The window is the chain's rule, not a validator's admission policy: how far ahead an
+    /// expiry may be (`max_ttl`) is each validator's setting, so no limit applies here and a
+    /// pair is remembered until its own expiry passes.
     pub fn new(genesis: &Genesis) -> Self {
         let registry = Registry::from_genesis(genesis);
         let mut verifier = ChainVerifier::new(genesis);
         verifier.set_validators(registry.next_validator_set());
-        ChainAuditor { verifier, registry }
+        ChainAuditor {
+            verifier,
+            registry,
+            replay: Some(ReplayWindow::new(u64::MAX)),
+        }
     }
 
     /// Resumes after block `last`, already verified, with the registry stored after it and
     /// the number of transactions verified so far. The registry must be for the same chain
     /// and height, and its validator set for `last` must be the one `last` names.
+    ///
+    /// A resumed auditor has not seen the transactions before `last`, so it does not check
+    /// replays across blocks (a service following its own checkpoint relies on the
+    /// validators' replay window for that); `citychain verify` always walks from genesis.
     pub fn resume(
         genesis: &Genesis,
         last: &BlockHeader,
@@ -98,7 +129,11 @@ impl ChainAuditor {
         }
         let mut verifier = ChainVerifier::resume(genesis, last, transactions);
         verifier.set_validators(registry.next_validator_set());
-        Ok(ChainAuditor { verifier, registry })
+        Ok(ChainAuditor {
+            verifier,
+            registry,
+            replay: None,
+        })
     }
 
     /// Verifies `block` as the next block with the validator set in force, requires every
@@ -146,7 +181,22 @@ impl ChainAuditor {
                     reason,
                 })?;
         }
+        if let Some(replay) = &self.replay {
+            replay
+                .check_block(&block.txs, height)
+                .map_err(|(index, reason)| AuditError::Replay {
+                    height,
+                    index,
+                    tx: block.txs[index].id(),
+                    reason,
+                })?;
+        }
         let outcome = self.registry.apply_block(height, &block.txs)?;
+        if let Some(replay) = &mut self.replay {
+            // Checked above; recording cannot fail.
+            let recorded = replay.apply_block(&block.txs, height);
+            debug_assert!(recorded.is_ok());
+        }
         debug_assert!(
             !outcome
                 .txs

@@ -6,6 +6,8 @@
 //! big-endian) || round (4 bytes, big-endian) || block hash`, so a certificate can be checked
 //! with nothing but the validator set.
 
+use std::collections::BTreeMap;
+
 use citychain_proto::citychain::kernel::v1 as pb;
 use prost::Message;
 use thiserror::Error;
@@ -14,7 +16,7 @@ use crate::codec::decode_canonical;
 use crate::error::{DecodeError, SignatureError};
 use crate::genesis::Genesis;
 use crate::hash::{Domain, Hash32, domain_hash};
-use crate::ids::{BlockHash, ChainId, Height};
+use crate::ids::{BlockHash, ChainId, Height, TxId};
 use crate::keys::{PublicKey, Signature, SigningKey, verify_batch};
 use crate::merkle::MerkleTree;
 use crate::tx::{SignedTx, TxError, verify_transactions};
@@ -329,6 +331,52 @@ pub enum BlockError {
         /// The proposer's key.
         key: String,
     },
+    /// The block's proposer had no turn in the rounds up to the one that decided it.
+    #[error(
+        "block {height} names proposer {key}, who has no turn in rounds 0 to {round} of this height (round 0's proposer is {first})"
+    )]
+    ProposerTurn {
+        /// The block's height.
+        height: Height,
+        /// The round its certificate was signed in.
+        round: u32,
+        /// The proposer the header names.
+        key: String,
+        /// Round 0's proposer.
+        first: String,
+    },
+    /// A transaction's expiry height is below the block's height.
+    #[error(
+        "block {height} transaction {index} ({tx}) expired at height {expiry} and may not commit at {height}"
+    )]
+    Expired {
+        /// The block's height.
+        height: Height,
+        /// The transaction's position in the block.
+        index: usize,
+        /// Its id.
+        tx: TxId,
+        /// Its expiry height.
+        expiry: Height,
+    },
+    /// A block carries the same transaction, or the same (signer, nonce) pair, twice.
+    #[error(
+        "block {height} transaction {index} ({tx}) repeats signer {signer} nonce {nonce} of transaction {earlier} in the same block"
+    )]
+    RepeatedInBlock {
+        /// The block's height.
+        height: Height,
+        /// The later transaction's position.
+        index: usize,
+        /// The earlier one's position.
+        earlier: usize,
+        /// The later transaction's id.
+        tx: TxId,
+        /// The signer.
+        signer: String,
+        /// The nonce both carry.
+        nonce: u64,
+    },
     /// The block carries no certificate.
     #[error("block has no commit certificate")]
     NoCertificate,
@@ -503,6 +551,36 @@ impl Block {
                 source: Box::new(e),
             })?;
         }
+        self.check_commit_rules()
+    }
+
+    /// The rules a block's transactions obey at its height, whoever built it: none has
+    /// expired, and no (signer, nonce) pair (so no transaction) appears twice. Replays of
+    /// earlier blocks need the chain's history; see `ReplayWindow`.
+    pub fn check_commit_rules(&self) -> Result<(), BlockError> {
+        let height = self.header.height;
+        let mut seen: BTreeMap<(&PublicKey, u64), usize> = BTreeMap::new();
+        for (index, tx) in self.txs.iter().enumerate() {
+            if tx.expiry() < height {
+                return Err(BlockError::Expired {
+                    height,
+                    index,
+                    tx: tx.id(),
+                    expiry: tx.expiry(),
+                });
+            }
+            if let Some(&earlier) = seen.get(&(tx.signer(), tx.nonce())) {
+                return Err(BlockError::RepeatedInBlock {
+                    height,
+                    index,
+                    earlier,
+                    tx: tx.id(),
+                    signer: tx.signer().to_string(),
+                    nonce: tx.nonce(),
+                });
+            }
+            seen.insert((tx.signer(), tx.nonce()), index);
+        }
         Ok(())
     }
 }
@@ -634,6 +712,15 @@ impl ChainVerifier {
             block.verify_structure(&self.chain_id)?;
         }
         block.certificate.verify(h, &self.validators)?;
+        let round = block.certificate.round;
+        if !self.validators.may_have_built(&h.proposer, h.height, round) {
+            return Err(BlockError::ProposerTurn {
+                height: h.height,
+                round,
+                key: h.proposer.to_string(),
+                first: self.validators.proposer(h.height, 0).key.to_string(),
+            });
+        }
         self.prev_hash = block.hash();
         self.prev_time = Some(h.time_unix_ms);
         self.next_height = h.height.next().ok_or(BlockError::Height {

@@ -1,6 +1,6 @@
 //! The pure core of citychain: identifiers, keys and strict signatures, canonical encoding,
-//! signed transactions, Merkle proofs, blocks with their commit certificates, genesis,
-//! transaction proofs and the chain export file.
+//! signed transactions, Merkle proofs, blocks with their commit certificates, the replay
+//! window, genesis, transaction proofs and the chain export file.
 //!
 //! Nothing here opens files or sockets, reads a clock or draws randomness (the export reads
 //! and writes whatever `Read`/`Write` it is handed): keys are built from seeds the caller
@@ -18,6 +18,7 @@ pub mod ids;
 pub mod keys;
 pub mod merkle;
 pub mod proof;
+pub mod replay;
 pub mod tx;
 pub mod validators;
 
@@ -34,4 +35,4 @@ pub use keys::{
 pub use merkle::{ConsistencyProof, InclusionProof, MerkleError, MerkleTree};
 pub use proof::{ProofError, TransactionProof, VerifiedProof};
 pub use tx::{SignedTx, TxBody, TxError};
-pub use validators::{Validator, ValidatorSet};
+pub use validators::{Validator, ValidatorSet, proposer_index};

@@ -1,8 +1,9 @@
 //! The validator set of a height: who may sign commit certificates, how many signatures a
-//! quorum needs, and the set's hash that block headers carry.
+//! quorum needs, the set's hash that block headers carry, and the proposer schedule (who
+//! proposes in each round of each height).
 
 use crate::hash::{Domain, Hash32, domain_hash};
-use crate::ids::MemberId;
+use crate::ids::{Height, MemberId};
 use crate::keys::PublicKey;
 
 /// One validator: a department and its signing key.
@@ -71,6 +72,35 @@ impl ValidatorSet {
         }
         domain_hash(Domain::Validators, &bytes)
     }
+
+    /// The proposer of `round` at `height`: validators take turns in key order, starting at
+    /// index `height mod n` in round 0 and moving one on per round.
+    ///
+    /// # Panics
+    /// If the set is empty: a validator set is never empty (genesis refuses one).
+    pub fn proposer(&self, height: Height, round: u32) -> &Validator {
+        &self.validators[proposer_index(self.len(), height.0, round)]
+    }
+
+    /// Whether `key` may be the proposer named in the header of a block decided in `round` at
+    /// `height`. A block is built by the proposer of the round it was first proposed in, and a
+    /// later round may decide it again (a re-proposal carries the block unchanged), so any
+    /// proposer of rounds 0 to `round` may be named; no one else.
+    pub fn may_have_built(&self, key: &PublicKey, height: Height, round: u32) -> bool {
+        let turns = u64::from(round).saturating_add(1).min(self.len() as u64) as u32;
+        (0..turns).any(|r| self.proposer(height, r).key == *key)
+    }
+}
+
+/// The index of the proposer of (`height`, `round`) among `n` key-ordered validators.
+///
+/// # Panics
+/// If `n` is zero.
+pub fn proposer_index(n: usize, height: u64, round: u32) -> usize {
+    assert!(n > 0, "a validator set is never empty");
+    let n = n as u64;
+    // Reduce each term first so the sum cannot overflow.
+    ((height % n + u64::from(round) % n) % n) as usize
 }
 
 #[cfg(test)]
@@ -104,5 +134,21 @@ mod tests {
         reversed.reverse();
         assert_eq!(ValidatorSet::new(reversed).hash(), a.hash());
         assert_ne!(set(4).hash(), set(7).hash());
+    }
+
+    #[test]
+    fn a_header_may_name_the_proposer_of_its_round_or_an_earlier_one_only() {
+        let s = set(4);
+        let key = |i: usize| s.validators()[i].key;
+        // Height 5, n = 4: round 0 starts at index 1.
+        assert_eq!(s.proposer(Height(5), 0).key, key(1));
+        assert!(s.may_have_built(&key(1), Height(5), 0));
+        assert!(!s.may_have_built(&key(2), Height(5), 0));
+        assert!(s.may_have_built(&key(2), Height(5), 1));
+        assert!(!s.may_have_built(&key(3), Height(5), 1));
+        assert!(!s.may_have_built(&key(0), Height(5), 2));
+        // From round n - 1 on, every validator has had a turn.
+        assert!((0..4).all(|i| s.may_have_built(&key(i), Height(5), 3)));
+        assert!((0..4).all(|i| s.may_have_built(&key(i), Height(5), u32::MAX)));
     }
 }

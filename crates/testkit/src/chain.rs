@@ -1,6 +1,8 @@
 //! A builder of valid chains for tests: blocks with signed transactions from the network's
-//! members, certified by a quorum of its validators, with strictly increasing times, all
-//! derived from a seed so a failing test can be replayed.
+//! members, proposed in turn and certified by a quorum of its validators, with strictly
+//! increasing times, all derived from a seed so a failing test can be replayed. [`reseal`]
+//! re-signs a chain after a test changed a block, so the test can show that a rule other
+//! than the signatures refuses it.
 
 use citychain_kernel::export::ExportWriter;
 use citychain_kernel::tx::SignedTx;
@@ -107,7 +109,10 @@ impl<'a> ChainBuilder<'a> {
                     .unwrap_or_else(|e| panic!("test transaction (seed {}): {e}", self.seed))
                 })
                 .collect();
-            let proposer = validator_keys[(h as usize) % validator_keys.len()].public_key();
+            // The round that decides, and the earlier-or-same round whose proposer built it.
+            let round = rng.range(0, 2) as u32;
+            let built_in = rng.range(0, u64::from(round)) as u32;
+            let proposer = validators.proposer(height, built_in).key;
             let header = BlockHeader::new(
                 chain.clone(),
                 height,
@@ -122,7 +127,6 @@ impl<'a> ChainBuilder<'a> {
             let signers: Vec<&SigningKey> = (0..quorum)
                 .map(|i| validator_keys[(start + i) % validator_keys.len()])
                 .collect();
-            let round = rng.range(0, 2) as u32;
             let certificate =
                 CommitCertificate::sign(chain, height, round, header.hash(), &signers);
             prev_hash = header.hash();
@@ -133,6 +137,47 @@ impl<'a> ChainBuilder<'a> {
             });
         }
         blocks
+    }
+}
+
+/// Re-signs `blocks[from..]` of `network` as they now are: each header's transaction root,
+/// count and link to the block before are recomputed, and a certificate from the first quorum
+/// of validators (at the block's round) replaces the old one. Heights, times, proposers,
+/// rounds and transactions are kept, so a changed block reaches every rule but the
+/// signatures' and the links'.
+pub fn reseal(network: &TestNetwork, blocks: &mut [Block], from: usize) {
+    let genesis = &network.genesis;
+    let validators = genesis.validator_set();
+    let keys: Vec<&SigningKey> = network
+        .validator_keys()
+        .into_iter()
+        .map(|k| &k.signing)
+        .take(validators.quorum())
+        .collect();
+    for i in from..blocks.len() {
+        let prev_hash = match i {
+            0 => BlockHash(Hash32::ZERO),
+            _ => blocks[i - 1].hash(),
+        };
+        let block = &mut blocks[i];
+        let old = &block.header;
+        let header = BlockHeader::new(
+            old.chain_id.clone(),
+            old.height,
+            old.time_unix_ms,
+            prev_hash,
+            &block.txs,
+            &validators,
+            old.proposer,
+        );
+        block.certificate = CommitCertificate::sign(
+            &genesis.chain_id,
+            header.height,
+            block.certificate.round,
+            header.hash(),
+            &keys,
+        );
+        block.header = header;
     }
 }
 
@@ -176,5 +221,25 @@ mod tests {
         let net = network(4, 3);
         let blocks = ChainBuilder::new(&net, 1).txs_per_block(2, 4).build(20);
         assert!(blocks.iter().all(|b| (2..=4).contains(&b.txs.len())));
+    }
+
+    #[test]
+    fn a_resealed_chain_verifies_and_a_changed_block_reaches_the_rules() {
+        let net = network(4, 3);
+        let mut blocks = ChainBuilder::new(&net, 5).txs_per_block(1, 2).build(12);
+        let verify = |blocks: &[Block]| {
+            let mut verifier = ChainVerifier::new(&net.genesis);
+            blocks.iter().try_for_each(|b| verifier.push(b))
+        };
+        reseal(&net, &mut blocks, 0);
+        verify(&blocks).unwrap();
+        // The same transaction twice in block 6: the signatures are fine, the rule is not.
+        let again = blocks[5].txs[0].clone();
+        blocks[5].txs.push(again);
+        reseal(&net, &mut blocks, 5);
+        assert!(matches!(
+            verify(&blocks),
+            Err(citychain_kernel::BlockError::RepeatedInBlock { .. })
+        ));
     }
 }

@@ -18,7 +18,7 @@
 //! | `s/` height (8) round (4) kind (1) | a message this validator signed (see [`SignedRecord`]) |
 //! | `g/` piece (4) | the governance registry after the tip (who may sign, who validates) |
 
-use citychain_consensus_domain::replay::ReplayWindow;
+use citychain_kernel::replay::ReplayWindow;
 use citychain_kernel::{Block, BlockError, BlockHash, Hash32, Height};
 use citychain_store::{Scan, Store, StoreError, Transaction, put_pieces, read_pieces};
 use thiserror::Error;

@@ -6,6 +6,7 @@
 //! * [`config`]: the service's configuration sections.
 //! * [`blockstore`]: the validator's own copy of the chain.
 //! * [`validator`]: the running validator: network, timers, mempool, commit.
+//! * [`intake`]: MEMPOOL's deliveries, acknowledged only once their outcome is durable.
 //! * `traces`: each transaction's span through the validator, and commit timing.
 //! * [`api`]: the gRPC status API.
 //! * [`service`]: the whole service as a process: files, store, NATS, gRPC, metrics.
@@ -13,6 +14,7 @@
 pub mod api;
 pub mod blockstore;
 pub mod config;
+pub mod intake;
 pub mod service;
 pub(crate) mod traces;
 pub mod validator;

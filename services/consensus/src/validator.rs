@@ -23,9 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use citychain_bus::{Bus, BusError, ConsumerSpec, HeaderMap, StreamKind, StreamsConfig};
-use citychain_consensus_domain::mempool::{BlockLimits, Mempool, PoolLimits};
-use citychain_consensus_domain::replay::ReplayWindow;
+use citychain_bus::{Bus, BusError, HeaderMap, StreamKind, StreamsConfig};
+use citychain_consensus_domain::mempool::{BlockLimits, Mempool, MempoolRejection, PoolLimits};
 use citychain_consensus_domain::wire::with_placeholder_certificate;
 use citychain_consensus_domain::{
     Envelope, Input, Node, NodeParams, Output, SignedMessage, TimerKind, Tip, ValueRequest,
@@ -33,9 +32,10 @@ use citychain_consensus_domain::{
 };
 use citychain_governance::{AuditError, ChainAuditor, Registry};
 use citychain_kernel::block::tx_root;
+use citychain_kernel::replay::ReplayWindow;
 use citychain_kernel::{
     Block, BlockHash, BlockHeader, CommitCertificate, Genesis, Height, PublicKey, SignedTx,
-    SigningKey, TxId, ValidatorSet, tx::verify_transaction_refs,
+    SigningKey, TxId, ValidatorSet,
 };
 use citychain_store::Store;
 use futures::StreamExt;
@@ -45,6 +45,7 @@ use tracing::Instrument as _;
 
 use crate::blockstore::{BlockStore, BlockStoreError, SignedRecord};
 use crate::config::ConsensusSection;
+use crate::intake::{Answer, Arrival, Held, answer, pull_mempool};
 use crate::traces::{CommitMetrics, TxTraces, decide_span};
 
 /// What stops a validator.
@@ -232,36 +233,22 @@ impl citychain_consensus_domain::BlockChecker for ProposalRules {
     }
 }
 
-/// Keeps the items of `items` whose transaction (`tx_of`) the chain admits now
-/// ([`citychain_txrules`]), taking the registry's lock once for the whole batch. With
-/// `for_block`, also the citizens' quotas of one block, counted in order.
-fn retain_admissible<T>(
-    registry: &Mutex<Registry>,
-    items: &mut Vec<T>,
-    tx_of: impl Fn(&T) -> &SignedTx,
-    for_block: bool,
-) {
+/// Keeps the transactions of a block being assembled that the chain admits now
+/// ([`citychain_txrules`]), with the citizens' quotas of one block counted in order.
+fn retain_admissible(registry: &Mutex<Registry>, txs: &mut Vec<SignedTx>) {
     let Ok(registry) = registry.lock() else {
-        items.clear();
+        txs.clear();
         return;
     };
-    let left_out = |tx: &SignedTx, why: citychain_txrules::Inadmissible| {
-        tracing::debug!(tx = %tx.id(), reason = %why, "transaction left out: the chain does not admit it");
-    };
-    if for_block {
-        citychain_txrules::retain_for_block(&registry, items, tx_of, left_out);
-    } else {
-        items.retain(|item| {
-            let tx = tx_of(item);
-            citychain_txrules::admit(&registry, tx)
-                .map_err(|why| left_out(tx, why))
-                .is_ok()
-        });
-    }
+    citychain_txrules::retain_for_block(
+        &registry,
+        txs,
+        |tx| tx,
+        |tx: &SignedTx, why: citychain_txrules::Inadmissible| {
+            tracing::debug!(tx = %tx.id(), reason = %why, "transaction left out: the chain does not admit it");
+        },
+    );
 }
-
-/// A transaction pulled from MEMPOOL, with the trace context its message carried.
-type Arrival = (SignedTx, opentelemetry::Context);
 
 /// A transaction whose signature was verified: its id with the signature, since the id does
 /// not cover the signature and a block could carry the same intent with a bad one.
@@ -295,6 +282,8 @@ struct Engine<S: Store> {
     commit_metrics: CommitMetrics,
     /// The height whose CHAIN message was found not to be a block (counted once).
     chain_gap: Option<u64>,
+    /// MEMPOOL deliveries of the transactions in the pool, acknowledged once they commit.
+    held: Held,
 }
 
 /// Runs a validator until `shutdown` resolves.
@@ -401,10 +390,12 @@ pub async fn run<S: Store + Clone + 'static>(
         });
     }
     bus.flush().await?;
+    let max_held = u32::try_from(section.mempool_max_txs.saturating_add(4_096)).unwrap_or(u32::MAX);
     tasks.spawn(pull_mempool(
         bus.clone(),
         setup.streams.clone(),
         durable,
+        max_held,
         pool_tx,
     ));
     let server_store = blocks.clone();
@@ -419,6 +410,7 @@ pub async fn run<S: Store + Clone + 'static>(
         traces: TxTraces::new(section.mempool_max_txs),
         commit_metrics: CommitMetrics::new(),
         chain_gap: None,
+        held: Held::default(),
         own_key: key.to_string(),
         bus,
         subjects,
@@ -617,33 +609,60 @@ impl<S: Store + Clone + 'static> Engine<S> {
         });
     }
 
-    fn admit(&mut self, mut txs: Vec<Arrival>) {
-        retain_admissible(&self.registry, &mut txs, |(tx, _)| tx, false);
-        let Ok(replay) = self.replay.lock() else {
+    /// Takes arrivals into the pool. Each delivery is answered by what became of it (see
+    /// [`crate::intake`]): held while its transaction waits, acked once it can no longer commit,
+    /// terminated when the chain refuses it, retried later when the pool is full.
+    fn admit(&mut self, txs: Vec<Arrival>) {
+        let mut done = Vec::new();
+        let mut refused = Vec::new();
+        let mut retry = Vec::new();
+        let (Ok(registry), Ok(replay), Ok(mut verified)) = (
+            self.registry.lock(),
+            self.replay.lock(),
+            self.verified.lock(),
+        ) else {
             return;
         };
         let next = Height(self.node.height());
-        let Ok(mut verified) = self.verified.lock() else {
-            return;
-        };
         // Bounded like the pool; when full (expired transactions linger here), start over:
         // forgetting only means verifying again.
         if verified.len() > 2 * self.setup.section.mempool_max_txs {
             verified.clear();
         }
-        for (tx, trace) in txs {
+        for (tx, trace, reply) in txs {
+            if let Err(why) = citychain_txrules::admit(&registry, &tx) {
+                tracing::debug!(tx = %tx.id(), reason = %why, "transaction left out: the chain does not admit it");
+                refused.push(reply);
+                continue;
+            }
+            let id = tx.id();
             let key = verified_key(&tx);
-            let traced = self.traces.wants(&trace).then(|| tx.id());
+            let traced = self.traces.wants(&trace);
             match self.mempool.admit(tx, &replay, next) {
                 Ok(()) => {
                     verified.insert(key);
-                    if let Some(id) = traced {
+                    if traced {
                         self.traces.admitted(id, &trace);
                     }
+                    self.held.hold(id, reply);
                 }
-                Err(why) => tracing::debug!(reason = %why, "transaction not admitted"),
+                // Delivered again while it waits.
+                Err(MempoolRejection::Duplicate(_)) => self.held.hold(id, reply),
+                Err(MempoolRejection::Full { .. }) => retry.push(reply),
+                // Already committed, or expired, or its nonce used: nothing left to do.
+                Err(MempoolRejection::Replay(why)) => {
+                    tracing::debug!(tx = %id, reason = %why, "transaction not admitted");
+                    done.push(reply);
+                }
+                Err(why @ MempoolRejection::NonceTaken { .. }) => {
+                    tracing::debug!(tx = %id, reason = %why, "transaction not admitted");
+                    refused.push(reply);
+                }
             }
         }
+        answer(done, Answer::Ack);
+        answer(refused, Answer::Term);
+        answer(retry, Answer::Retry);
     }
 
     async fn try_propose(&mut self) -> Result<(), ValidatorError> {
@@ -682,7 +701,7 @@ impl<S: Store + Clone + 'static> Engine<S> {
         };
         // Governance may have changed since admission (a key rotated, a member suspended),
         // and the citizens' quotas hold per block.
-        retain_admissible(&self.registry, &mut txs, |tx| tx, true);
+        retain_admissible(&self.registry, &mut txs);
         let header = BlockHeader {
             chain_id: self.setup.genesis.chain_id.clone(),
             height: Height(request.height),
@@ -731,6 +750,7 @@ impl<S: Store + Clone + 'static> Engine<S> {
             .push_with_verified_body(&block)
             .map_err(|source| ValidatorError::Unverifiable { height, source })?;
         let registry = self.verifier.registry().encode();
+        let settled;
         {
             let Ok(mut replay) = self.replay.lock() else {
                 return Ok(());
@@ -740,7 +760,7 @@ impl<S: Store + Clone + 'static> Engine<S> {
                 tracing::error!(height, index, reason = %why, "decided block breaks the replay window");
             }
             let next = Height(height + 1);
-            self.mempool.after_commit(&block.txs, &replay, next);
+            settled = self.mempool.after_commit(&block.txs, &replay, next);
             if let Ok(mut verified) = self.verified.lock() {
                 for tx in &block.txs {
                     verified.remove(&verified_key(tx));
@@ -748,6 +768,10 @@ impl<S: Store + Clone + 'static> Engine<S> {
             }
         }
         self.store.append(&block, &registry).await?;
+        // Durable here now: the deliveries of what the block carried, and of what can no
+        // longer commit, are done with.
+        self.held
+            .settle(block.txs.iter().map(SignedTx::id).chain(settled));
         self.last_block_ms = block.header.time_unix_ms;
         self.commit_metrics.committed(round);
         let carried = self.traces.committed(&block, span);
@@ -1031,94 +1055,5 @@ async fn serve_block<S: Store>(store: &BlockStore<S>, request: &[u8]) -> Bytes {
     match store.block_bytes(u64::from_be_bytes(height)).await {
         Ok(Some(bytes)) => bytes.into(),
         _ => Bytes::new(),
-    }
-}
-
-/// Pulls transactions from MEMPOOL in batches, verifies their signatures in one batch (and
-/// one by one when the batch fails, to drop only the bad ones), and hands them on. The
-/// bounded channel is the back-pressure: when the engine's pool is full it stops taking.
-/// `durable` is this validator's own consumer, which the bus lets no other user touch.
-async fn pull_mempool(
-    bus: Bus,
-    streams: StreamsConfig,
-    durable: String,
-    pool: mpsc::Sender<Vec<Arrival>>,
-) {
-    let stream = streams.stream_name(StreamKind::Mempool);
-    let spec = ConsumerSpec::new(durable)
-        .ack_wait(Duration::from_secs(30))
-        .max_ack_pending(20_000);
-    // Without its consumer a validator takes no transactions, so it keeps trying and says
-    // why: a NATS user that is not this member's is refused the consumer's name.
-    let mut consumer = loop {
-        match bus.durable_consumer(&stream, &spec).await {
-            Ok(c) => break c,
-            Err(err) => {
-                tracing::error!(
-                    error = %err,
-                    durable = %spec.durable,
-                    "cannot consume MEMPOOL (only the NATS user of this validator's member may \
-                     use its consumer); retrying"
-                );
-                if pool.is_closed() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-        }
-    };
-    let chain_id = streams.chain_id().to_owned();
-    loop {
-        let mut batch = Vec::new();
-        let mut deliveries = Vec::new();
-        // A batch closes at 1,024 transactions or 5 ms after its first one, whichever comes
-        // first: a steady stream must not wait for a pause that never comes.
-        let mut closes_at: Option<tokio::time::Instant> = None;
-        while batch.len() < 1_024 {
-            let wait = match closes_at {
-                None => Duration::from_millis(500),
-                Some(at) => at.saturating_duration_since(tokio::time::Instant::now()),
-            };
-            if closes_at.is_some() && wait.is_zero() {
-                break;
-            }
-            match consumer.next_timeout(wait).await {
-                Ok(Some(delivery)) => {
-                    closes_at.get_or_insert_with(|| {
-                        tokio::time::Instant::now() + Duration::from_millis(5)
-                    });
-                    if let Ok(tx) = SignedTx::decode(&delivery.payload)
-                        && tx.chain_id().as_str() == chain_id
-                    {
-                        batch.push((tx, delivery.trace_context.clone()));
-                    }
-                    deliveries.push(delivery);
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    tracing::warn!(error = %err, "MEMPOOL pull failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    break;
-                }
-            }
-        }
-        if batch.is_empty() && deliveries.is_empty() {
-            continue;
-        }
-        let txs: Vec<&SignedTx> = batch.iter().map(|(tx, _)| tx).collect();
-        let good = if verify_transaction_refs(&txs).is_ok() {
-            batch
-        } else {
-            batch
-                .into_iter()
-                .filter(|(tx, _)| tx.verify().is_ok())
-                .collect()
-        };
-        if pool.send(good).await.is_err() {
-            return;
-        }
-        for delivery in deliveries {
-            let _ = delivery.ack().await;
-        }
     }
 }

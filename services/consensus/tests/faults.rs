@@ -157,3 +157,58 @@ async fn replayed_transactions_commit_once() {
         pairs.len()
     );
 }
+
+/// All four validators crash at once with transactions in their pools: each MEMPOOL delivery
+/// is acknowledged only once its transaction is committed, so the server delivers the rest
+/// again and every submitted transaction commits, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn n4_all_validators_crash_at_once_and_no_submitted_transaction_is_lost() {
+    let mut cluster = Cluster::new(4, 51).await;
+    let txs = cluster.transactions(3_000, 1);
+    // Stored in MEMPOOL (acknowledged to the submitter) before any validator runs, so all
+    // four take a backlog into their pools at once.
+    cluster.submit(&txs).await;
+    cluster.start_all().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let all_hold = cluster
+            .members
+            .iter()
+            .all(|m| m.status.lock().unwrap().mempool_depth > 0);
+        if all_hold {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the validators never took transactions into their pools"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for i in 0..4 {
+        cluster.kill(i).await;
+    }
+    let committed_before = cluster.committed_txs().await;
+    assert!(
+        committed_before < txs.len(),
+        "everything committed before the crash ({committed_before}): the test proves nothing"
+    );
+
+    cluster.start_all().await;
+    cluster.wait_for_txs(txs.len(), 90).await;
+    let chain = cluster.chain().await;
+    let carried: Vec<_> = chain
+        .iter()
+        .flat_map(|b| b.txs.iter().map(|t| t.id()))
+        .collect();
+    let distinct: BTreeSet<_> = carried.iter().copied().collect();
+    assert_eq!(
+        carried.len(),
+        distinct.len(),
+        "a transaction committed twice"
+    );
+    let submitted: BTreeSet<_> = txs.iter().map(SignedTx::id).collect();
+    assert_eq!(
+        distinct, submitted,
+        "committed exactly the submitted transactions"
+    );
+}

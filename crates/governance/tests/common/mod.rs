@@ -156,7 +156,7 @@ impl ChainBuilder {
         signers: &[PublicKey],
     ) -> Block {
         let chain_id = net.net.genesis.chain_id.clone();
-        let proposer = set.validators()[0].key;
+        let proposer = set.proposer(height, 0).key;
         let header = BlockHeader::new(
             chain_id.clone(),
             height,

@@ -60,7 +60,7 @@ pub fn blocks_for(genesis: &Genesis, keys: &[KeyPair], count: u64, shape: Shape)
             prev,
             &txs,
             &validators,
-            keys[(h % 4) as usize].signing.public_key(),
+            validators.proposer(Height(h), 0).key,
         );
         let skip = if shape.rotate_signers { h % 2 } else { 0 } as usize;
         let signers: Vec<_> = keys.iter().skip(skip).take(3).map(|k| &k.signing).collect();

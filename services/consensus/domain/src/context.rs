@@ -37,7 +37,7 @@ use std::fmt;
 use citychain_kernel::hash::Domain;
 use citychain_kernel::{
     BlockHash, ChainId, DecodeError, PublicKey, Signature, SigningKey,
-    ValidatorSet as KernelValidatorSet,
+    ValidatorSet as KernelValidatorSet, proposer_index,
 };
 use malachitebft_core_types as mt;
 use mt::{NilOrVal, Round, VoteType};
@@ -486,17 +486,6 @@ impl mt::Context for CityContext {
             validator: address,
         }
     }
-}
-
-/// The index of the proposer of (height, round) among `n` key-ordered validators.
-///
-/// # Panics
-/// If `n` is zero: a validator set is never empty (genesis refuses one).
-pub fn proposer_index(n: usize, height: u64, round: u32) -> usize {
-    assert!(n > 0, "a validator set is never empty");
-    let n = n as u64;
-    // Reduce each term first so the sum cannot overflow.
-    ((height % n + u64::from(round) % n) % n) as usize
 }
 
 /// The proposer of (height, round) for `set`, as a kernel key.

@@ -1,4 +1,4 @@
-//! Pure rules of the consensus service: replay protection, and the Tendermint consensus core
+//! Pure rules of the consensus service: mempool admission, and the Tendermint consensus core
 //! (Malachite's) wired to citychain's blocks, keys and certificates.
 //!
 //! * [`context`]: the Malachite context and the bytes every consensus signature covers.
@@ -6,13 +6,11 @@
 //! * [`wire`]: the network messages and their protobuf encoding.
 //! * [`node`]: one validator's engine as a deterministic input/output state machine.
 //! * [`sim`]: a deterministic network simulation of honest and Byzantine validators.
-//! * [`replay`]: the replay window of transactions.
 //! * [`mempool`]: admission, bounds and block selection of waiting transactions.
 
 pub mod context;
 pub mod mempool;
 pub mod node;
-pub mod replay;
 pub mod signing;
 pub mod sim;
 pub mod wire;

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use citychain_kernel::{Height, SignedTx, TxId};
 use thiserror::Error;
 
-use crate::replay::{ReplayRejection, ReplayWindow};
+use citychain_kernel::replay::{ReplayRejection, ReplayWindow};
 
 /// How much the pool may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,13 +181,14 @@ impl Mempool {
     }
 
     /// Removes what a committed block carried, and everything that can no longer commit at
-    /// `next_height` (expired, or its (signer, nonce) pair now used).
+    /// `next_height` (expired, or its (signer, nonce) pair now used), and returns the ids of
+    /// what it removed, in arrival order.
     pub fn after_commit(
         &mut self,
         committed: &[SignedTx],
         replay: &ReplayWindow,
         next_height: Height,
-    ) {
+    ) -> Vec<TxId> {
         let committed: BTreeSet<TxId> = committed.iter().map(SignedTx::id).collect();
         let stale: Vec<u64> = self
             .by_seq
@@ -197,13 +198,16 @@ impl Mempool {
             })
             .map(|(seq, _)| *seq)
             .collect();
+        let mut removed = Vec::with_capacity(stale.len());
         for seq in stale {
             if let Some(tx) = self.by_seq.remove(&seq) {
                 self.seq_of.remove(&tx.id());
                 self.pairs.remove(&(tx.signer().to_bytes(), tx.nonce()));
                 self.bytes -= tx.bytes().len();
+                removed.push(tx.id());
             }
         }
+        removed
     }
 }
 
@@ -276,7 +280,8 @@ mod tests {
         let block = p.select(limits, &w, Height(1));
         assert_eq!(block, txs[..4].to_vec());
         w.apply_block(&block, Height(1)).unwrap();
-        p.after_commit(&block, &w, Height(2));
+        let removed = p.after_commit(&block, &w, Height(2));
+        assert_eq!(removed, block.iter().map(SignedTx::id).collect::<Vec<_>>());
         assert_eq!(p.len(), 6);
         assert_eq!(p.select(limits, &w, Height(2)), txs[4..8].to_vec());
     }
@@ -285,9 +290,10 @@ mod tests {
     fn expired_transactions_leave_the_pool() {
         let w = ReplayWindow::new(100);
         let mut p = pool(100, 1 << 20);
-        p.admit(tx(4, 1, 3, 1), &w, Height(1)).unwrap();
+        let expiring = tx(4, 1, 3, 1);
+        p.admit(expiring.clone(), &w, Height(1)).unwrap();
         p.admit(tx(4, 2, 30, 1), &w, Height(1)).unwrap();
-        p.after_commit(&[], &w, Height(4));
+        assert_eq!(p.after_commit(&[], &w, Height(4)), vec![expiring.id()]);
         assert_eq!(p.len(), 1);
         assert!(p.bytes() > 0);
     }

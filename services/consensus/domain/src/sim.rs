@@ -24,13 +24,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use citychain_kernel::genesis::{build_genesis, department_plans};
 use citychain_kernel::{
     Block, BlockHash, BlockHeader, ChainId, ChainVerifier, CommitCertificate, Genesis, Height,
-    SignedTx, SigningKey, TxBody,
+    SignedTx, SigningKey, TxBody, proposer_index,
 };
 use malachitebft_core_types::{NilOrVal, Round, SignedMessage, VoteType};
 
 use crate::context::{
     Address, BlockValue, CityContext, ConsensusSignature, Height as CHeight, Proposal, Vote,
-    proposer_index,
 };
 use crate::node::{
     EquivocationEvidence, Input, Node, NodeParams, Output, TimerKind, Tip, ValueRequest,

@@ -107,7 +107,7 @@ impl<'a> ChainWriter<'a> {
             self.prev,
             &txs,
             &set,
-            set.validators()[0].key,
+            set.proposer(height, 0).key,
         );
         let keys: Vec<SigningKey> = set
             .validators()

@@ -12,7 +12,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use citychain_kernel::{Height, PublicKey, SignedTx};
+use crate::ids::Height;
+use crate::keys::PublicKey;
+use crate::tx::SignedTx;
 use thiserror::Error;
 
 /// Why a transaction may not commit at a height.
@@ -199,7 +201,9 @@ pub fn check_expiry(expiry: Height, height: Height, max_ttl: u64) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use citychain_kernel::{ChainId, SigningKey, TxBody};
+    use crate::ids::ChainId;
+    use crate::keys::SigningKey;
+    use crate::tx::TxBody;
 
     fn tx(signer: u8, nonce: u64, expiry: u64) -> SignedTx {
         SignedTx::sign(
