@@ -41,11 +41,7 @@ fn non_validator(net: &Network) -> String {
 }
 
 async fn running(seed: u64) -> (Network, LedgerClient) {
-    let mut net = Network::new(network(4, seed)).await;
-    net.start_validators().await;
-    net.start_ledger("ledger").await;
-    let client = net.client().await;
-    (net, client)
+    Network::with_ledger(network(4, seed)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,7 +7,7 @@ pub mod platform;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -99,10 +99,34 @@ async fn open(path: PathBuf) -> EmbeddedStore {
     panic!("store {} stays locked", path.display());
 }
 
+/// Waits until no process or task holds the lock on the store file at `path` (a killed
+/// service's tasks may still be closing it), without opening it as a store: a test may
+/// have damaged it on purpose.
+pub async fn wait_unlocked(path: &Path) {
+    for _ in 0..100 {
+        let file = std::fs::File::open(path).unwrap();
+        if file.try_lock().is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("store {} stays locked", path.display());
+}
+
 impl Network {
     /// Starts nats-server and writes genesis for `net`; nothing else runs yet.
     pub async fn new(net: TestNetwork) -> Network {
         Network::with_nats(net, |builder| builder).await
+    }
+
+    /// [`Network::new`] with the four validators and a ledger (data directory `ledger`)
+    /// running, and a client of the ledger.
+    pub async fn with_ledger(net: TestNetwork) -> (Network, LedgerClient) {
+        let mut net = Network::new(net).await;
+        net.start_validators().await;
+        net.start_ledger("ledger").await;
+        let client = net.client().await;
+        (net, client)
     }
 
     /// [`Network::new`], with users of the test's own added to the nats-server by `more`.
@@ -279,7 +303,7 @@ data_dir = "{data}"
             .join(format!("{}.redb", service.name()));
         if store.exists() {
             // A killed service's tasks may still be closing the file.
-            drop(open(store).await);
+            wait_unlocked(&store).await;
         }
         let shutdown = Shutdown::new();
         let stop = shutdown.clone();

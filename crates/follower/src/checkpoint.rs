@@ -260,6 +260,11 @@ impl<P: ChainProjection> Checkpointed<P> {
         let keys = Keys::new(inner.name())?;
         Ok(Checkpointed { inner, keys })
     }
+
+    /// The service's projection.
+    pub(crate) fn inner(&self) -> &P {
+        &self.inner
+    }
 }
 
 impl<P: ChainProjection> Projection for Checkpointed<P> {
@@ -363,15 +368,15 @@ mod tests {
         assert_eq!(checkpoint.height(), Height(3));
         assert_eq!(&checkpoint.registry, audited[2].registry_after.as_ref());
 
-        // Every key is the projection's, the runner's height, or the checkpoint's (three of
-        // them for a registry this small: header, count, one piece).
+        // Every key is the projection's, the runner's height, or the checkpoint's (four of
+        // them for a registry this small: header, count, one piece and its seal).
         let keys = keys_of(&store).await;
         let under = |prefix: &[u8]| keys.iter().filter(|k| k.starts_with(prefix)).count();
         assert_eq!(under(b"n/"), 3);
         assert_eq!(under(META_PREFIX), 1);
         assert!(keys.contains(&applied_height_key(NAME)));
-        assert_eq!(under(PREFIX), 3, "{keys:?}");
-        assert_eq!(keys.len(), 3 + 1 + 3);
+        assert_eq!(under(PREFIX), 4, "{keys:?}");
+        assert_eq!(keys.len(), 3 + 1 + 4);
     }
 
     #[tokio::test]

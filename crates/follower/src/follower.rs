@@ -11,6 +11,14 @@
 //! copy passes, the follower raises an alert (an error log, [`Shared::alert`] and so health
 //! NOT_SERVING, the `<service>.chain.violations` counter) and keeps retrying that height. It
 //! never skips a block. The alert clears once the height is applied.
+//!
+//! Stored state is checked too. On resume the projection checks what it stored for the
+//! applied height ([`ChainProjection::check_applied`]); damage there, or in the checkpoint,
+//! stops the resume with [`FollowerError::Damaged`] so that the service rebuilds the store
+//! from CHAIN rather than serve from it. A block the service later finds damaged while serving
+//! ([`Shared::report_damage`]: health NOT_SERVING) is fetched again, from CHAIN else from the
+//! validators, and handed to [`ChainProjection::repair`], which accepts only the block whose
+//! hash it stored; the damage clears once it is rewritten (`<service>.store.repairs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +29,7 @@ use bytes::Bytes;
 use citychain_bus::{Bus, BusError, HeaderMap, StoredMessage, StreamKind, StreamsConfig, trace};
 use citychain_governance::{AuditError, ChainAuditor, Registry};
 use citychain_kernel::{Block, Genesis, Height};
-use citychain_store::{ApplyError, ApplyOutcome, ProjectionRunner, Store, StoreError};
+use citychain_store::{ApplyError, ApplyOutcome, ProjectionRunner, Store, StoreError, Transaction};
 use futures::StreamExt;
 use opentelemetry::metrics::Counter;
 use opentelemetry::trace::TraceContextExt as _;
@@ -71,6 +79,23 @@ pub enum FollowerError<E> {
     /// NATS failed in a way retrying does not fix.
     #[error("NATS: {0}")]
     Bus(#[from] BusError),
+    /// What the store holds for the applied height is not what was written.
+    #[error("the store is damaged: {0}")]
+    Damaged(String),
+}
+
+impl<E> FollowerError<E> {
+    /// Whether the error says the store's bytes are damaged (so rebuilding the store from
+    /// CHAIN is the repair), rather than that a part failed.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            FollowerError::Damaged(_) => true,
+            FollowerError::Store(err) => err.is_corruption(),
+            FollowerError::Checkpoint(CheckpointError::Store(err)) => err.is_corruption(),
+            FollowerError::Checkpoint(CheckpointError::Damaged { .. }) => true,
+            _ => false,
+        }
+    }
 }
 
 /// How one service's follower reports itself.
@@ -112,6 +137,40 @@ pub struct Follower<S, P> {
     apply_span: String,
     repair_timeout: Duration,
     violations: Counter<u64>,
+    repairs: Counter<u64>,
+}
+
+/// Where a follower of `projection` over `store` resumes: the auditor after the applied
+/// height, from the follower's checkpoint (at genesis on an empty store), once the
+/// projection's own check of that height passed. Damage in the checkpoint or at that height
+/// is an error that [`FollowerError::is_damage`] recognises.
+pub async fn resume_point<S: Store, P: ChainProjection>(
+    store: &S,
+    genesis: &Genesis,
+    projection: &P,
+) -> Result<ChainAuditor, FollowerError<P::Error>> {
+    // `read_checkpoint_in` reads the applied height and the checkpoint in one snapshot and
+    // checks that they agree.
+    let checkpoint = {
+        let mut txn = store.begin().await?;
+        read_checkpoint_in(&mut txn, projection.name()).await?
+    };
+    let auditor = match checkpoint {
+        None => ChainAuditor::new(genesis),
+        Some(checkpoint) => checkpoint.resume(genesis).map_err(FollowerError::Resume)?,
+    };
+    let applied = Height(auditor.next_height().0 - 1);
+    if applied.0 > 0 {
+        let mut txn = store.begin().await?;
+        let found = projection
+            .check_applied(&mut txn, applied)
+            .await
+            .map_err(FollowerError::Projection)?;
+        if let Some(what) = found {
+            return Err(FollowerError::Damaged(what));
+        }
+    }
+    Ok(auditor)
 }
 
 impl<S: Store, P: ChainProjection> Follower<S, P> {
@@ -128,23 +187,19 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
     ) -> Result<Self, FollowerError<P::Error>> {
         let name = projection.name().to_string();
         let runner = ProjectionRunner::new(store, Checkpointed::new(projection)?);
-        // `read_checkpoint_in` reads the applied height and the checkpoint in one snapshot
-        // and checks that they agree.
-        let checkpoint = {
-            let mut txn = runner.store().begin().await?;
-            read_checkpoint_in(&mut txn, &name).await?
-        };
-        let auditor = match checkpoint {
-            None => ChainAuditor::new(genesis),
-            Some(checkpoint) => checkpoint.resume(genesis).map_err(FollowerError::Resume)?,
-        };
+        let auditor = resume_point(runner.store(), genesis, runner.projection().inner()).await?;
         let applied = Height(auditor.next_height().0 - 1);
         let registry = Arc::new(auditor.registry().clone());
         shared.set_registry(registry.clone());
         shared.applied.send_replace(applied);
-        let violations = health::meter(&config.service)
+        let meter = health::meter(&config.service);
+        let violations = meter
             .u64_counter(format!("{}.chain.violations", config.service))
             .with_description("Blocks that failed the audit from every source.")
+            .build();
+        let repairs = meter
+            .u64_counter(format!("{}.store.repairs", config.service))
+            .with_description("Stored blocks found damaged and rewritten from a copy.")
             .build();
         tracing::info!(
             service = %config.service,
@@ -164,6 +219,7 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
             service: config.service,
             repair_timeout: config.repair_timeout,
             violations,
+            repairs,
         })
     }
 
@@ -197,6 +253,7 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
                 }
             };
             self.shared.set_chain_last(last);
+            self.repair_damage().await?;
             while self.auditor.next_height().0 <= last {
                 let height = self.auditor.next_height();
                 if !self.follow(height).await? {
@@ -272,6 +329,55 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
         }
         .instrument(span)
         .await
+    }
+
+    /// Rewrites each stored block the service reported damaged from the first copy (CHAIN's,
+    /// else a validator's) that the projection accepts. A height no copy repairs stays
+    /// reported, and is tried again on the next poll.
+    async fn repair_damage(&mut self) -> Result<(), FollowerError<P::Error>> {
+        for (height, what) in self.shared.damaged() {
+            let at = Height(height);
+            let mut copies = Vec::new();
+            if let Some(message) = self.read_chain(at).await {
+                copies.push(("CHAIN".to_string(), message.payload));
+            }
+            copies.extend(self.ask_validators(at).await);
+            let mut repaired = None;
+            for (source, bytes) in copies {
+                let Ok(copy) = Block::decode(&bytes) else {
+                    continue;
+                };
+                if copy.header.height != at {
+                    continue;
+                }
+                let mut txn = self.runner.store().begin().await?;
+                let accepted = self
+                    .runner
+                    .projection()
+                    .inner()
+                    .repair(&mut txn, at, &copy)
+                    .await
+                    .map_err(FollowerError::Projection)?;
+                if accepted {
+                    txn.commit().await?;
+                    repaired = Some(source);
+                    break;
+                }
+            }
+            match repaired {
+                Some(source) => {
+                    self.repairs.add(1, &[]);
+                    self.shared.repaired(height);
+                    tracing::warn!(height, damage = %what, from = %source, "damaged block rewritten");
+                }
+                None => tracing::error!(
+                    height,
+                    damage = %what,
+                    "no copy of the damaged block matches its stored hash; still not serving"
+                ),
+            }
+        }
+        Ok(())
     }
 
     /// Opens `<service>.apply` for each traced transaction of `block`: a child of the

@@ -2,10 +2,11 @@
 //! every service reports them alike:
 //!
 //! - [`track_health`]: the gRPC service is SERVING once the follower has caught up with the
-//!   CHAIN it found at start, and NOT_SERVING while a chain violation halts it
-//!   ([`Shared::is_healthy`]), so a load balancer stops sending queries to a service that
-//!   cannot vouch for its answers.
-//! - [`register_metrics`]: `<service>.applied.height` and `projection.lag{service}`.
+//!   CHAIN it found at start, and NOT_SERVING while a chain violation halts it or a stored
+//!   block is known damaged ([`Shared::is_healthy`]), so a load balancer stops sending
+//!   queries to a service that cannot vouch for its answers.
+//! - [`register_metrics`]: `<service>.applied.height`, `<service>.store.damaged` (stored
+//!   blocks found damaged and not yet repaired) and `projection.lag{service}`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +52,12 @@ pub fn track_health<G: NamedService>(
                     tracing::info!(height = shared.applied().0, "{service} caught up; serving");
                 } else {
                     health.set_not_serving::<G>().await;
-                    tracing::warn!("{service} halted on a chain violation; not serving");
+                    let damaged: Vec<u64> = shared.damaged().into_keys().collect();
+                    tracing::warn!(
+                        alert = ?shared.alert(),
+                        ?damaged,
+                        "{service} halted on a chain violation or damaged store; not serving"
+                    );
                 }
             }
             tokio::select! {
@@ -71,6 +77,14 @@ pub fn register_metrics(shared: Arc<Shared>, service: &str) {
         .u64_observable_gauge(format!("{service}.applied.height"))
         .with_description(format!("The last block the {service} service applied."))
         .with_callback(move |observer| observer.observe(applied.applied().0, &[]))
+        .build();
+    let damaged = shared.clone();
+    meter
+        .u64_observable_gauge(format!("{service}.store.damaged"))
+        .with_description(format!(
+            "Stored blocks the {service} service found damaged and has not yet rewritten."
+        ))
+        .with_callback(move |observer| observer.observe(damaged.damaged().len() as u64, &[]))
         .build();
     let label = [KeyValue::new("service", service.to_string())];
     meter

@@ -88,7 +88,7 @@ mod testing;
 
 pub use admission::{Admission, AdmissionError};
 pub use checkpoint::{Checkpoint, CheckpointError, PREFIX, read_checkpoint, read_checkpoint_in};
-pub use follower::{Follower, FollowerConfig, FollowerError};
+pub use follower::{Follower, FollowerConfig, FollowerError, resume_point};
 pub use health::{register_metrics, track_health};
 pub use projection::{AuditedBlock, ChainProjection};
 pub use replay::{ReplayError, Replayer};

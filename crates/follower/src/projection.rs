@@ -128,6 +128,36 @@ pub trait ChainProjection: Send + Sync {
         txn: &mut T,
         block: &AuditedBlock,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Checks, when the follower resumes after block `applied`, what the projection stored
+    /// for that height against what it stored beside it (a block against its hash, the link
+    /// to the block before). `Ok(Some(what))` names damage: the follower then refuses to
+    /// resume on the store ([`crate::FollowerError::Damaged`]) and the service rebuilds it
+    /// from CHAIN. The default checks nothing.
+    fn check_applied<T: Transaction>(
+        &self,
+        txn: &mut T,
+        applied: Height,
+    ) -> impl Future<Output = Result<Option<String>, Self::Error>> + Send {
+        let _ = (txn, applied);
+        async { Ok(None) }
+    }
+
+    /// Rewrites what the projection stored for block `height`, reported damaged through
+    /// [`crate::Shared::report_damage`], from `copy`: the encoding of block `height` as CHAIN
+    /// or a validator holds it, not audited again (the chain has moved on). The projection
+    /// must accept the copy only if it matches what it stored independently of the damaged
+    /// bytes (the block's hash in an index); `Ok(false)` refuses the copy. The default
+    /// repairs nothing, so the damage stays reported (NOT_SERVING) until the store is rebuilt.
+    fn repair<T: Transaction>(
+        &self,
+        txn: &mut T,
+        height: Height,
+        copy: &Block,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+        let _ = (txn, height, copy);
+        async { Ok(false) }
+    }
 }
 
 #[cfg(test)]

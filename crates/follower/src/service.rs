@@ -6,7 +6,9 @@
 //!
 //! Health: the gRPC service `G` starts NOT_SERVING, becomes SERVING once the follower has
 //! caught up with the CHAIN it found at start, and goes back to NOT_SERVING while a chain
-//! violation halts it and when the process stops.
+//! violation halts it, while a stored block is known damaged, and when the process stops.
+//!
+//! A damaged store is never served: [`open_checked`] rebuilds it from CHAIN at start.
 
 use std::path::Path;
 use std::pin::Pin;
@@ -17,15 +19,16 @@ use citychain_bus::{Bus, BusConfig, BusError, StreamsConfig, StreamsUse, connect
 use citychain_kernel::Genesis;
 use citychain_runtime::config::{GrpcConfig, MetricsConfig};
 use citychain_runtime::process::{
-    FileError, ServerError, Servers, StoreOpenError, load_genesis, open_service_store, spawn_owned,
+    FileError, ServerError, Servers, StoreOpenError, embedded_store_file, load_genesis, move_aside,
+    open_service_store, spawn_owned,
 };
 use citychain_runtime::{GrpcError, GrpcServer, Shutdown};
 use citychain_store::{ServiceStore, StoreConfig};
 use thiserror::Error;
 use tonic::server::NamedService;
 
-use crate::follower::{Follower, FollowerConfig, FollowerError};
-use crate::health::{register_metrics, track_health};
+use crate::follower::{Follower, FollowerConfig, FollowerError, resume_point};
+use crate::health::{self, register_metrics, track_health};
 use crate::projection::ChainProjection;
 use crate::shared::Shared;
 
@@ -80,6 +83,58 @@ pub enum ServiceError<E: std::error::Error + 'static> {
     },
 }
 
+/// Opens the service's store and checks what the follower would resume from (the
+/// checkpoint, and `projection`'s check of the applied height).
+///
+/// An embedded store that cannot be opened because its file is damaged (redb's "All roots
+/// are corrupted" after an unclean stop and a bad disk, say), or that fails the check, is
+/// closed, moved aside (`<name>.redb.damaged`, kept for inspection) with an error log and
+/// the `<service>.store.rebuilds` counter, and replaced by an empty store that the follower
+/// fills from CHAIN from genesis. So the service comes back, having served nothing from the
+/// damaged file, instead of crash-looping. A damaged FoundationDB subspace is an error: its
+/// replicas share it, and clearing it is the operator's decision.
+pub async fn open_checked<P: ChainProjection>(
+    spec: &ServiceSpec<'_>,
+    genesis: &Genesis,
+    projection: &P,
+) -> Result<ServiceStore, ServiceError<P::Error>> {
+    let damage = match open_service_store(spec.store, spec.data_dir, spec.name).await {
+        Ok(store) => match resume_point(&store, genesis, projection).await {
+            Ok(_) => return Ok(store),
+            Err(err) if err.is_damage() => match store {
+                ServiceStore::Embedded(embedded) => {
+                    if let Err(close) = embedded.close().await {
+                        tracing::warn!(error = %close, "closing the damaged store failed");
+                    }
+                    err.to_string()
+                }
+                #[allow(unreachable_patterns)]
+                _ => return Err(err.into()),
+            },
+            Err(err) => return Err(err.into()),
+        },
+        Err(StoreOpenError::Open { source, .. }) if source.is_corruption() => source.to_string(),
+        Err(err) => return Err(err.into()),
+    };
+    let path = spec.data_dir.join(embedded_store_file(spec.name));
+    let aside = move_aside(&path).map_err(|source| StoreOpenError::MoveAside {
+        path: path.clone(),
+        source,
+    })?;
+    health::meter(spec.name)
+        .u64_counter(format!("{}.store.rebuilds", spec.name))
+        .with_description("Damaged stores moved aside and rebuilt from CHAIN.")
+        .build()
+        .add(1, &[]);
+    tracing::error!(
+        service = spec.name,
+        damage = %damage,
+        moved_to = %aside.display(),
+        "the store is damaged: moved aside, rebuilding it from CHAIN"
+    );
+    Ok(open_service_store(spec.store, spec.data_dir, spec.name).await?)
+}
+
 /// A task a service runs beside its follower, until the stop it was given fires.
 pub type SideTask = (
     &'static str,
@@ -104,12 +159,15 @@ pub struct ChainService {
 }
 
 impl ChainService {
-    /// Reads genesis, opens the store and connects to the chain.
-    pub async fn open<E: std::error::Error + 'static>(
+    /// Reads genesis, opens the store (rebuilding it if it is damaged, see
+    /// [`open_checked`]) and connects to the chain. `projection` is the one [`Self::run`]
+    /// will follow with; it checks the stored state before anything is served from it.
+    pub async fn open<P: ChainProjection>(
         spec: ServiceSpec<'_>,
-    ) -> Result<ChainService, ServiceError<E>> {
+        projection: &P,
+    ) -> Result<ChainService, ServiceError<P::Error>> {
         let genesis = load_genesis(spec.genesis)?;
-        let store = open_service_store(spec.store, spec.data_dir, spec.name).await?;
+        let store = open_checked(&spec, &genesis, projection).await?;
         tracing::info!(chain = %genesis.chain_id, service = spec.name, "starting");
         let (bus, streams) = connect_to_chain(
             spec.nats,

@@ -1,6 +1,7 @@
 //! [`Shared`]: what the follower publishes to the rest of its service (the API, health,
-//! metrics) while it runs: its position, the registry in force, the current alert, and the
-//! trace contexts of recently applied transactions.
+//! metrics) while it runs: its position, the registry in force, the current alert, the
+//! stored blocks found damaged and not yet repaired, and the trace contexts of recently
+//! applied transactions.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,9 @@ pub struct Shared {
     pub chain_last: Mutex<u64>,
     /// Whether the follower has applied everything CHAIN held when it started.
     pub caught_up: AtomicBool,
+    /// Heights whose stored block the service found damaged, with what was wrong, until the
+    /// follower has repaired them.
+    damaged: Mutex<BTreeMap<u64, String>>,
     /// The contexts of the `<service>.apply` spans of recently applied traced transactions,
     /// by (height, index): the parents of work the service does for them later (publishing
     /// an event, releasing a key). Kept in memory only; a restart loses them.
@@ -42,6 +46,7 @@ impl Shared {
             alert: Mutex::new(None),
             chain_last: Mutex::new(0),
             caught_up: AtomicBool::new(false),
+            damaged: Mutex::new(BTreeMap::new()),
             traces: Mutex::new(BTreeMap::new()),
         })
     }
@@ -70,9 +75,40 @@ impl Shared {
     }
 
     /// Whether the service can vouch for its answers: it has caught up with the CHAIN it found
-    /// at start, and no chain violation halts it. Services report health from this.
+    /// at start, no chain violation halts it, and no stored block is known damaged. Services
+    /// report health from this.
     pub fn is_healthy(&self) -> bool {
-        self.caught_up.load(Ordering::Acquire) && self.alert().is_none()
+        self.caught_up.load(Ordering::Acquire)
+            && self.alert().is_none()
+            && self.damaged().is_empty()
+    }
+
+    /// Reports that the stored block at `height` is damaged (`what` says how): the service
+    /// is unhealthy until the follower has rewritten it from a copy on CHAIN or a validator.
+    /// Returns false if the height was already reported.
+    pub fn report_damage(&self, height: Height, what: String) -> bool {
+        let mut damaged = self.damaged.lock().unwrap_or_else(|e| e.into_inner());
+        if damaged.contains_key(&height.0) {
+            return false;
+        }
+        tracing::error!(height = height.0, damage = %what, "stored block damaged; not serving until it is repaired");
+        damaged.insert(height.0, what);
+        true
+    }
+
+    /// The heights reported damaged and not yet repaired, with what was wrong.
+    pub fn damaged(&self) -> BTreeMap<u64, String> {
+        self.damaged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn repaired(&self, height: u64) {
+        self.damaged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&height);
     }
 
     /// The trace context of transaction `index` of block `height`, if it was traced and is
@@ -132,6 +168,14 @@ mod tests {
         shared.set_alert(Some("block 3: bad".into()));
         assert!(!shared.is_healthy(), "halted on a violation");
         shared.set_alert(None);
+        assert!(shared.is_healthy());
+        assert!(shared.report_damage(Height(2), "block 2 does not match its seal".into()));
+        assert!(
+            !shared.report_damage(Height(2), "again".into()),
+            "reported once"
+        );
+        assert!(!shared.is_healthy(), "a damaged block is not served");
+        shared.repaired(2);
         assert!(shared.is_healthy());
     }
 

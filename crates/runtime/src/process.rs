@@ -146,6 +146,14 @@ pub enum StoreOpenError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A damaged store file could not be moved out of the way.
+    #[error("cannot move the damaged store {path} aside: {source}")]
+    MoveAside {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The store's file could not be opened (damaged, or open in another process).
     #[error("cannot open the store {path}: {source}")]
     Open {
@@ -171,6 +179,30 @@ pub async fn open_embedded_store(
         .map_err(|source| StoreOpenError::Open { path, source })
 }
 
+/// The file name of service `service`'s embedded store in its data folder.
+pub fn embedded_store_file(service: &str) -> String {
+    format!("{service}.redb")
+}
+
+/// Renames a damaged store file out of the way, to `<file>.damaged` (or `.damaged.1`,
+/// `.damaged.2`, ... if that is taken), so that an empty store can be opened in its place
+/// and the operator keeps the damaged one for inspection. Returns the new name.
+pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".damaged");
+    let base = PathBuf::from(name);
+    let mut target = base.clone();
+    let mut n = 0u32;
+    while target.exists() {
+        n += 1;
+        let mut numbered = base.as_os_str().to_owned();
+        numbered.push(format!(".{n}"));
+        target = PathBuf::from(numbered);
+    }
+    std::fs::rename(path, &target)?;
+    Ok(target)
+}
+
 /// Opens the store `config` names for service `service`: the embedded store
 /// `<data_dir>/<service>.redb`, or its FoundationDB subspace.
 pub async fn open_service_store(
@@ -181,7 +213,7 @@ pub async fn open_service_store(
     config.check().map_err(StoreOpenError::Backend)?;
     match config.backend {
         Backend::Embedded => Ok(ServiceStore::Embedded(
-            open_embedded_store(data_dir, &format!("{service}.redb")).await?,
+            open_embedded_store(data_dir, &embedded_store_file(service)).await?,
         )),
         Backend::Foundationdb => ServiceStore::open_foundationdb(config, service)
             .await

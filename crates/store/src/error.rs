@@ -101,6 +101,12 @@ impl StoreError {
     pub fn is_rejection(&self) -> bool {
         self.class() == ErrorClass::Rejected
     }
+
+    /// True when stored bytes are not what was written ([`StoreError::Corruption`]): the
+    /// storage is damaged, and running the transaction again cannot help.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, StoreError::Corruption(_))
+    }
 }
 
 /// Tells a retry loop ([`Store::run`](crate::Store::run), the projection runner) whether an

@@ -2,6 +2,7 @@
 
 pub mod bodies;
 pub mod chain;
+pub mod damage;
 pub mod generators;
 pub mod genesis;
 pub mod grpc;

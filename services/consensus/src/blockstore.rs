@@ -2,7 +2,10 @@
 //! the replay window, and every vote or proposal this validator signed.
 //!
 //! Blocks are split into pieces because a store value is limited (FoundationDB's 100 kB) while
-//! a block may be several megabytes.
+//! a block may be several megabytes; the pieces are sealed with their hash, so a block whose
+//! stored bytes changed is reported damaged rather than read. The tip record keeps the tip
+//! block's hash apart from its bytes, so a damaged tip block is replaced by the copy (from
+//! CHAIN or a peer) with that hash.
 //!
 //! JetStream carries blocks to the other services, but a validator never relies on it as the
 //! only copy: a block is stored here (fsynced, atomically with the replay window) before it is
@@ -29,13 +32,13 @@ pub enum BlockStoreError {
     /// The store failed.
     #[error("block store: {0}")]
     Store(#[from] StoreError),
-    /// A stored block does not decode.
-    #[error("stored block {height} is damaged: {source}")]
+    /// A stored block's bytes do not match their seal, or do not decode.
+    #[error("stored block {height} is damaged: {what}")]
     Damaged {
         /// Its height.
         height: u64,
         /// What is wrong.
-        source: BlockError,
+        what: String,
     },
     /// The tip record is damaged.
     #[error("stored tip record is {0} bytes, expected 56")]
@@ -130,19 +133,46 @@ impl<S: Store> BlockStore<S> {
 
     /// The block at `height`, if stored.
     pub async fn block(&self, height: u64) -> Result<Option<Block>, BlockStoreError> {
-        let mut txn = self.store.begin().await?;
-        match read_block_bytes(&mut txn, height).await? {
-            Some(bytes) => Block::decode(&bytes)
-                .map(Some)
-                .map_err(|source| BlockStoreError::Damaged { height, source }),
+        match self.block_bytes(height).await? {
+            Some(bytes) => {
+                Block::decode(&bytes)
+                    .map(Some)
+                    .map_err(|e: BlockError| BlockStoreError::Damaged {
+                        height,
+                        what: format!("it does not decode: {e}"),
+                    })
+            }
             None => Ok(None),
         }
     }
 
-    /// The encoded block at `height`, if stored.
+    /// The encoded block at `height`, if stored, checked against the seal written with it:
+    /// damaged bytes are [`BlockStoreError::Damaged`], never returned.
     pub async fn block_bytes(&self, height: u64) -> Result<Option<Vec<u8>>, BlockStoreError> {
         let mut txn = self.store.begin().await?;
-        Ok(read_block_bytes(&mut txn, height).await?)
+        read_block_bytes(&mut txn, height).await.map_err(|err| {
+            if err.is_corruption() {
+                BlockStoreError::Damaged {
+                    height,
+                    what: err.to_string(),
+                }
+            } else {
+                err.into()
+            }
+        })
+    }
+
+    /// Rewrites the stored block at `height` (at or below the tip) with `copy`, whose hash
+    /// the caller checked against one stored apart from the damaged bytes.
+    pub async fn rewrite(&self, height: u64, copy: &Block) -> Result<(), BlockStoreError> {
+        let mut txn = self.store.begin().await?;
+        let tip = read_tip(&mut txn).await?.map_or(0, |t| t.height);
+        if height == 0 || height > tip || copy.header.height.0 != height {
+            return Err(BlockStoreError::OutOfOrder { tip, got: height });
+        }
+        put_pieces(&mut txn, &block_prefix(height), &copy.encode()).await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     /// The replay window as stored.

@@ -43,7 +43,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
-use crate::blockstore::{BlockStore, BlockStoreError, SignedRecord};
+use crate::blockstore::{BlockStore, BlockStoreError, SignedRecord, StoredTip};
 use crate::config::ConsensusSection;
 use crate::intake::{Answer, Arrival, Held, answer, pull_mempool};
 use crate::traces::{CommitMetrics, TxTraces, decide_span};
@@ -303,16 +303,20 @@ pub async fn run<S: Store + Clone + 'static>(
     // Catch up from CHAIN before voting: the stream may hold blocks decided while we were down.
     let mut verifier = match blocks.tip().await? {
         Some(tip) => {
-            let last = blocks
-                .block(tip.height)
-                .await?
-                .ok_or(BlockStoreError::Tip(0))?;
             let stored = blocks
                 .registry()
                 .await?
                 .ok_or_else(|| ValidatorError::Registry("missing beside a stored tip".into()))?;
             let registry =
                 Registry::decode(&stored).map_err(|e| ValidatorError::Registry(e.to_string()))?;
+            let peers: Vec<PublicKey> = registry
+                .next_validator_set()
+                .validators()
+                .iter()
+                .map(|v| v.key)
+                .filter(|k| *k != key)
+                .collect();
+            let last = checked_tip_block(&bus, &setup.streams, &blocks, &tip, &peers).await?;
             ChainAuditor::resume(&setup.genesis, &last.header, tip.transactions, registry)
                 .map_err(|e| ValidatorError::Registry(e.to_string()))?
         }
@@ -1005,6 +1009,58 @@ async fn catch_up_from_chain<S: Store>(
     Ok(())
 }
 
+/// The stored tip block, checked against the hash in the tip record (kept apart from the
+/// block's bytes). A damaged, missing or different block is rewritten from the copy with that
+/// hash on CHAIN, else from a peer; with no such copy anywhere the validator stops, naming the
+/// damage, rather than vote on a chain it cannot vouch for.
+async fn checked_tip_block<S: Store>(
+    bus: &Bus,
+    streams: &StreamsConfig,
+    blocks: &BlockStore<S>,
+    tip: &StoredTip,
+    peers: &[PublicKey],
+) -> Result<Block, ValidatorError> {
+    let damage = match blocks.block(tip.height).await {
+        Ok(Some(block)) if block.hash() == tip.hash => return Ok(block),
+        Ok(Some(block)) => format!(
+            "it hashes to {}, the tip record says {}",
+            block.hash(),
+            tip.hash
+        ),
+        Ok(None) => "it is missing".to_string(),
+        Err(BlockStoreError::Damaged { what, .. }) => what,
+        Err(err) => return Err(err.into()),
+    };
+    tracing::error!(height = tip.height, damage = %damage, "the stored tip block is damaged; fetching the block with the tip's hash");
+    let stream = streams.stream_name(StreamKind::Chain);
+    let mut copies = Vec::new();
+    if let Ok(message) = bus.get_message(&stream, tip.height).await
+        && let Ok(block) = Block::decode(&message.payload)
+    {
+        copies.push(("CHAIN", block));
+    }
+    if !copies.iter().any(|(_, b)| b.hash() == tip.hash) {
+        let from_peers = blocks_from_peers(bus, streams, peers, tip.height).await;
+        copies.extend(from_peers.into_iter().map(|b| ("a peer", b)));
+    }
+    match copies.into_iter().find(|(_, b)| b.hash() == tip.hash) {
+        Some((source, copy)) => {
+            blocks.rewrite(tip.height, &copy).await?;
+            tracing::warn!(
+                height = tip.height,
+                from = source,
+                "damaged tip block rewritten"
+            );
+            Ok(copy)
+        }
+        None => Err(BlockStoreError::Damaged {
+            height: tip.height,
+            what: format!("{damage}; no copy with the tip's hash on CHAIN or at any peer"),
+        }
+        .into()),
+    }
+}
+
 /// The keys of the validators in force, but `own`.
 fn peer_keys(verifier: &ChainAuditor, own: &PublicKey) -> Vec<PublicKey> {
     verifier
@@ -1052,8 +1108,14 @@ async fn serve_block<S: Store>(store: &BlockStore<S>, request: &[u8]) -> Bytes {
     let Ok(height) = <[u8; 8]>::try_from(request) else {
         return Bytes::new();
     };
-    match store.block_bytes(u64::from_be_bytes(height)).await {
+    let height = u64::from_be_bytes(height);
+    match store.block_bytes(height).await {
         Ok(Some(bytes)) => bytes.into(),
-        _ => Bytes::new(),
+        Ok(None) => Bytes::new(),
+        Err(err) => {
+            // Never the damaged bytes: the asker gets its copy elsewhere.
+            tracing::error!(height, error = %err, "cannot serve a stored block");
+            Bytes::new()
+        }
     }
 }

@@ -8,8 +8,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use citychain_bus::HeaderMap;
-use citychain_consensus::BlockStore;
+use citychain_consensus::{BlockStore, BlockStoreError};
 use citychain_kernel::{Height, SignedTx};
+use citychain_testkit::damage::{block_needle, flip_in_file};
 use common::Cluster;
 
 /// Waits until CHAIN reaches `height`, or panics after `secs`.
@@ -211,4 +212,53 @@ async fn n4_all_validators_crash_at_once_and_no_submitted_transaction_is_lost() 
         distinct, submitted,
         "committed exactly the submitted transactions"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_whose_stored_tip_was_damaged_while_stopped_rewrites_it_and_rejoins() {
+    let mut cluster = Cluster::new(4, 27).await;
+    cluster.start_all().await;
+    let txs = cluster.transactions(60, 1);
+    cluster.submit(&txs).await;
+    cluster.wait_for_txs(60, 60).await;
+    cluster.stop(1).await;
+
+    let blocks = BlockStore::new(cluster.open_store(1).await);
+    let tip = blocks.tip().await.unwrap().expect("a stored tip");
+    let stored = blocks
+        .block(tip.height)
+        .await
+        .unwrap()
+        .expect("the tip block");
+    drop(blocks);
+    let path = cluster.members[1].dir.path().join("blocks.redb");
+    assert!(
+        flip_in_file(&path, block_needle(&stored.encode())) >= 1,
+        "the tip's bytes are in the file"
+    );
+    {
+        let blocks = BlockStore::new(cluster.open_store(1).await);
+        let read = blocks.block_bytes(tip.height).await;
+        assert!(
+            matches!(read, Err(BlockStoreError::Damaged { height, .. }) if height == tip.height),
+            "damaged bytes must not be read back: {read:?}"
+        );
+    }
+
+    let chain_before = cluster.chain_height().await;
+    cluster.start(1).await;
+    cluster.submit(&cluster.transactions(20, 1_000)).await;
+    cluster.wait_for_txs(80, 60).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while cluster.members[1].status.lock().unwrap().height <= chain_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "validator 1 did not rejoin"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.stop(1).await;
+    let blocks = BlockStore::new(cluster.open_store(1).await);
+    let repaired = blocks.block(tip.height).await.unwrap().unwrap();
+    assert_eq!(repaired.hash(), tip.hash);
 }

@@ -67,7 +67,7 @@ impl<S: Store + Clone + 'static> LedgerApi<S> {
         page_key: PageKey,
     ) -> Self {
         LedgerApi {
-            reader: LedgerReader::new(store),
+            reader: LedgerReader::reporting_to(store, shared.clone()),
             shared,
             admission,
             pending,

@@ -2,7 +2,8 @@
 //!
 //! "Rejected" (the caller's request is wrong or not allowed) maps to INVALID_ARGUMENT,
 //! NOT_FOUND, PERMISSION_DENIED or FAILED_PRECONDITION with the reason; "failed" (ours: the
-//! store, NATS) maps to UNAVAILABLE or INTERNAL and is logged.
+//! store, NATS) maps to UNAVAILABLE or INTERNAL and is logged; a stored block found damaged
+//! maps to DATA_LOSS (and the service reports NOT_SERVING until it is repaired).
 
 use citychain_bus::BusError;
 use citychain_follower::AdmissionError;
@@ -69,6 +70,12 @@ impl From<ApiError> for Status {
                 tracing::warn!(error = %message, "ledger call failed on NATS");
                 Status::unavailable(message)
             }
+            // Never the damaged bytes: the caller learns the copy here is lost (another
+            // replica, or this one once repaired, has it).
+            ApiError::Store(err) if err.damaged_block().is_some() => {
+                tracing::error!(error = %message, "ledger call found a damaged block");
+                Status::data_loss(message)
+            }
             ApiError::Store(_) => {
                 tracing::error!(error = %message, "ledger call failed on the store");
                 Status::internal(message)
@@ -98,6 +105,13 @@ mod tests {
             (ApiError::Expiry("expired".into()), Code::FailedPrecondition),
             (ApiError::NotFound("no block 9".into()), Code::NotFound),
             (ApiError::Halted("block 3: bad".into()), Code::Unavailable),
+            (
+                ApiError::Store(LedgerStoreError::Damaged {
+                    height: 4,
+                    what: "it does not match its seal".into(),
+                }),
+                Code::DataLoss,
+            ),
         ];
         for (err, code) in cases {
             let text = err.to_string();

@@ -49,15 +49,18 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> Result<(), ServiceError> {
     let own = &config.extra;
-    let service = ChainService::open(ServiceSpec {
-        name: NAME,
-        genesis: &own.chain.genesis,
-        data_dir: &own.ledger.data_dir,
-        store: &own.store,
-        nats: &own.nats,
-        stream_replicas: own.ledger.stream_replicas,
-        repair_timeout: Duration::from_millis(own.ledger.repair_timeout_ms),
-    })
+    let service = ChainService::open(
+        ServiceSpec {
+            name: NAME,
+            genesis: &own.chain.genesis,
+            data_dir: &own.ledger.data_dir,
+            store: &own.store,
+            nats: &own.nats,
+            stream_replicas: own.ledger.stream_replicas,
+            repair_timeout: Duration::from_millis(own.ledger.repair_timeout_ms),
+        },
+        &LedgerProjection,
+    )
     .await?;
     upgrade_indexes(&service.store)
         .await

@@ -3,8 +3,10 @@
 //! the same atomic commit), and the reads the API serves from it.
 //! The key layout is [`citychain_ledger_domain::keys`].
 
-use citychain_follower::{AuditedBlock, ChainProjection};
-use citychain_kernel::{Block, BlockError, BlockHash, BlockHeader, Hash32, Height, PublicKey};
+use std::sync::Arc;
+
+use citychain_follower::{AuditedBlock, ChainProjection, Shared};
+use citychain_kernel::{Block, BlockHash, BlockHeader, Hash32, Height, PublicKey};
 use citychain_kernel::{TxId, ValidatorSet};
 use citychain_ledger_domain::keys::{self, TxLocation};
 use citychain_ledger_domain::{IndexEntry, MAX_MATCHES, PrefixError, index_block, prefix_range};
@@ -23,20 +25,89 @@ pub enum LedgerStoreError {
     /// The store failed.
     #[error("ledger store: {0}")]
     Store(#[from] StoreError),
-    /// A stored block does not decode.
-    #[error("stored block {height} is damaged: {source}")]
-    Block {
-        /// Its height.
-        height: u64,
-        /// What is wrong.
-        source: BlockError,
-    },
     /// An index entry is damaged.
     #[error("ledger index entry {key} is damaged")]
     Index {
         /// The key, in hex.
         key: String,
     },
+    /// The stored block at a height is not the block that was applied there: its bytes do
+    /// not match their seal, or its hash, certificate or link to the block before does not
+    /// match what the ledger stored beside it.
+    #[error("stored block {height} is damaged: {what}")]
+    Damaged {
+        /// Its height.
+        height: u64,
+        /// What does not match.
+        what: String,
+    },
+}
+
+impl LedgerStoreError {
+    /// The height of the stored block this error finds damaged, if it is about one.
+    pub fn damaged_block(&self) -> Option<u64> {
+        match self {
+            LedgerStoreError::Damaged { height, .. } => Some(*height),
+            _ => None,
+        }
+    }
+}
+
+/// The stored block at `height` and its encoding, checked: the bytes against their seal, the
+/// decoded block against the hash the ledger indexed for the height, its certificate against
+/// that hash, and its link against the previous height's indexed hash. `None` if no block is
+/// stored there; damage is [`LedgerStoreError::Damaged`], never the damaged bytes.
+async fn verified_block<T: Transaction>(
+    txn: &mut T,
+    height: Height,
+) -> Result<Option<(Block, Vec<u8>)>, LedgerStoreError> {
+    let fail = |what: String| LedgerStoreError::Damaged {
+        height: height.0,
+        what,
+    };
+    let bytes = match read_pieces(txn, &keys::block(height)).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(None),
+        Err(err) if err.is_corruption() => return Err(fail(err.to_string())),
+        Err(err) => return Err(err.into()),
+    };
+    let block = Block::decode(&bytes).map_err(|e| fail(format!("it does not decode: {e}")))?;
+    let hash = block.hash();
+    match indexed_hash(txn, height).await? {
+        Some(indexed) if indexed == hash => {}
+        Some(indexed) => {
+            return Err(fail(format!(
+                "it hashes to {hash}, the index holds {indexed} for this height"
+            )));
+        }
+        None => return Err(fail("no hash is indexed for this height".into())),
+    }
+    if block.header.height != height || block.certificate.block_hash != hash {
+        return Err(fail("its height or certificate names another block".into()));
+    }
+    if let Some(previous) = height.0.checked_sub(1).filter(|h| *h > 0)
+        && indexed_hash(txn, Height(previous)).await? != Some(block.header.prev_hash)
+    {
+        return Err(fail(format!(
+            "its prev_hash {} is not the indexed hash of block {previous}",
+            block.header.prev_hash
+        )));
+    }
+    Ok(Some((block, bytes)))
+}
+
+/// The block hash indexed for `height`, if any.
+async fn indexed_hash<T: Transaction>(
+    txn: &mut T,
+    height: Height,
+) -> Result<Option<BlockHash>, LedgerStoreError> {
+    let key = keys::hash_by_height(height);
+    match txn.get(&key).await? {
+        Some(value) => Ok(Some(BlockHash(
+            Hash32::from_slice("block hash", &value).map_err(|_| damaged(&key))?,
+        ))),
+        None => Ok(None),
+    }
 }
 
 /// Why a shortened id could not be looked up.
@@ -88,6 +159,39 @@ impl ChainProjection for LedgerProjection {
             txn.put(&set_key, &keys::encode_validators(&audited.validators))?;
         }
         Ok(())
+    }
+
+    async fn check_applied<T: Transaction>(
+        &self,
+        txn: &mut T,
+        applied: Height,
+    ) -> Result<Option<String>, LedgerStoreError> {
+        match verified_block(txn, applied).await {
+            Ok(Some(_)) => Ok(None),
+            Ok(None) => Ok(Some(format!("block {applied} is applied but not stored"))),
+            Err(err @ (LedgerStoreError::Damaged { .. } | LedgerStoreError::Index { .. })) => {
+                Ok(Some(err.to_string()))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn repair<T: Transaction>(
+        &self,
+        txn: &mut T,
+        height: Height,
+        copy: &Block,
+    ) -> Result<bool, LedgerStoreError> {
+        // The index was written with the block it names, in the same commit, and is read
+        // apart from the block's pieces: a copy with that hash is the block applied here.
+        let Ok(Some(indexed)) = indexed_hash(txn, height).await else {
+            return Ok(false);
+        };
+        if copy.hash() != indexed {
+            return Ok(false);
+        }
+        put_pieces(txn, &keys::block(height), &copy.encode()).await?;
+        Ok(true)
     }
 }
 
@@ -154,10 +258,13 @@ pub async fn upgrade_indexes<S: Store + Clone>(store: &S) -> Result<u64, LedgerS
     Ok(done)
 }
 
-/// Reads the ledger's store.
+/// Reads the ledger's store. A block found damaged is reported to the follower's
+/// [`Shared`] (if given), which makes the service NOT_SERVING until the follower has
+/// rewritten it from CHAIN.
 #[derive(Debug, Clone)]
 pub struct LedgerReader<S> {
     store: S,
+    reports: Option<Arc<Shared>>,
 }
 
 fn damaged(key: &[u8]) -> LedgerStoreError {
@@ -180,7 +287,18 @@ fn id_value(key: &[u8], value: &[u8]) -> Result<TxId, LedgerStoreError> {
 impl<S: Store> LedgerReader<S> {
     /// Reads `store`.
     pub fn new(store: S) -> Self {
-        LedgerReader { store }
+        LedgerReader {
+            store,
+            reports: None,
+        }
+    }
+
+    /// Reads `store`, reporting damaged blocks to `shared`.
+    pub fn reporting_to(store: S, shared: Arc<Shared>) -> Self {
+        LedgerReader {
+            store,
+            reports: Some(shared),
+        }
     }
 
     /// The store.
@@ -188,24 +306,17 @@ impl<S: Store> LedgerReader<S> {
         &self.store
     }
 
-    /// The encoded block at `height`, if applied.
-    pub async fn block_bytes(&self, height: Height) -> Result<Option<Vec<u8>>, LedgerStoreError> {
-        let mut txn = self.store.begin().await?;
-        Ok(read_pieces(&mut txn, &keys::block(height)).await?)
-    }
-
-    /// The block at `height`, if applied.
+    /// The block at `height`, if applied, checked (see [`verified_block`]).
     pub async fn block(&self, height: Height) -> Result<Option<Block>, LedgerStoreError> {
-        match self.block_bytes(height).await? {
-            Some(bytes) => {
-                Block::decode(&bytes)
-                    .map(Some)
-                    .map_err(|source| LedgerStoreError::Block {
-                        height: height.0,
-                        source,
-                    })
+        let mut txn = self.store.begin().await?;
+        match verified_block(&mut txn, height).await {
+            Ok(found) => Ok(found.map(|(block, _)| block)),
+            Err(err) => {
+                if let (Some(shared), Some(at)) = (&self.reports, err.damaged_block()) {
+                    shared.report_damage(Height(at), err.to_string());
+                }
+                Err(err)
             }
-            None => Ok(None),
         }
     }
 

@@ -49,15 +49,18 @@ pub async fn serve(
         what: "reading the licence key file",
         reason: format!("{}: {err}", own.licence.key_file.display()),
     })?;
-    let service = ChainService::open(ServiceSpec {
-        name: NAME,
-        genesis: &own.chain.genesis,
-        data_dir: &own.licence.data_dir,
-        store: &own.store,
-        nats: &own.nats,
-        stream_replicas: own.licence.stream_replicas,
-        repair_timeout: Duration::from_millis(own.licence.repair_timeout_ms),
-    })
+    let service = ChainService::open(
+        ServiceSpec {
+            name: NAME,
+            genesis: &own.chain.genesis,
+            data_dir: &own.licence.data_dir,
+            store: &own.store,
+            nats: &own.nats,
+            stream_replicas: own.licence.stream_replicas,
+            repair_timeout: Duration::from_millis(own.licence.repair_timeout_ms),
+        },
+        &LicenceProjection,
+    )
     .await?;
     let vault = Vault::open(
         &service.bus,

@@ -47,15 +47,18 @@ pub async fn serve(
         what: "reading the token service key file",
         reason: format!("{}: {err}", own.tokens.key_file.display()),
     })?;
-    let service = ChainService::open(ServiceSpec {
-        name: NAME,
-        genesis: &own.chain.genesis,
-        data_dir: &own.tokens.data_dir,
-        store: &own.store,
-        nats: &own.nats,
-        stream_replicas: own.tokens.stream_replicas,
-        repair_timeout: Duration::from_millis(own.tokens.repair_timeout_ms),
-    })
+    let service = ChainService::open(
+        ServiceSpec {
+            name: NAME,
+            genesis: &own.chain.genesis,
+            data_dir: &own.tokens.data_dir,
+            store: &own.store,
+            nats: &own.nats,
+            stream_replicas: own.tokens.stream_replicas,
+            repair_timeout: Duration::from_millis(own.tokens.repair_timeout_ms),
+        },
+        &TokensProjection,
+    )
     .await?;
     let server = GrpcServer::new(&config.grpc)?;
     let api = TokensApi::new(
