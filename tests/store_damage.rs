@@ -1,6 +1,6 @@
 //! A damaged store is never served. Bytes of a stored block are flipped inside a stopped
-//! ledger's redb file (after a clean stop, and after a kill), and a file is made one that redb
-//! cannot open at all. Each time the ledger reports the damage (DATA_LOSS to the caller,
+//! ledger's redb file (below the tip, and at the tip the ledger checks when it starts), and
+//! after a kill the file is made one that redb cannot open at all. Each time the ledger reports the damage (DATA_LOSS to the caller,
 //! NOT_SERVING while it lasts), rewrites or rebuilds what was damaged from CHAIN, and serves
 //! the block the chain committed again. It never answers with the damaged bytes and never
 //! crash-loops. Real nats-server, four real validators.
@@ -103,7 +103,7 @@ async fn a_block_damaged_while_stopped_is_refused_then_rewritten_from_chain() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_damaged_tip_after_a_kill_is_found_at_start_and_the_store_rebuilt_from_chain() {
+async fn a_damaged_tip_is_found_by_the_check_at_start_and_the_store_rebuilt_from_chain() {
     let (mut net, mut client) = Network::with_ledger(network(4, 62)).await;
     commit_notes(&net, &mut client, "damage target 62", 3).await;
     for i in 0..4 {
@@ -112,10 +112,11 @@ async fn a_damaged_tip_after_a_kill_is_found_at_start_and_the_store_rebuilt_from
     let tip = net.chain_height().await;
     net.wait_ledger_at(&mut client, tip).await;
     let committed = block_at(&mut client, tip).await.unwrap();
-    net.kill_ledger().await;
+    // A clean stop: redb opens the file without recovery, so only the ledger's own check of
+    // its applied height can find the damage.
+    net.stop_ledger().await;
 
     let file = store_file(&net);
-    wait_unlocked(&file).await;
     assert!(flip_in_file(&file, block_needle(&committed)) >= 1);
     net.start_ledger("ledger").await;
     let mut client = net.client().await;

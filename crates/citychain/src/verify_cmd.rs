@@ -102,7 +102,11 @@ pub enum TipMismatch {
         last: u64,
     },
     /// The export's block at the tip's height is another block.
-    #[error("block {} hashes to {found}, the tip says {}: the export is of another chain", tip.height, tip.hash)]
+    #[error(
+        "block {} hashes to {found}, the tip says {}: either the tip is wrong or the export holds a fork",
+        tip.height,
+        tip.hash
+    )]
     Hash {
         /// The tip.
         tip: Tip,
@@ -188,11 +192,11 @@ impl fmt::Display for VerifyFailure {
     }
 }
 
-/// The chain rules every block is pushed through. This is the one place that names them, so a
-/// rule set with the same `push(&Block)` shape (one that follows governance) replaces
-/// `ChainVerifier` here and nowhere else.
+/// The chain rules every block is pushed through, replays across blocks included. This is
+/// the one place that names them, so a rule set with the same `push(&Block)` shape replaces
+/// it here and nowhere else.
 fn chain_rules(genesis: &Genesis) -> ChainAuditor {
-    ChainAuditor::new(genesis)
+    ChainAuditor::checking_replays(genesis)
 }
 
 /// Reads an export from `reader` and checks it against `genesis`: the header names this

@@ -17,8 +17,9 @@
 //! stops the resume with [`FollowerError::Damaged`] so that the service rebuilds the store
 //! from CHAIN rather than serve from it. A block the service later finds damaged while serving
 //! ([`Shared::report_damage`]: health NOT_SERVING) is fetched again, from CHAIN else from the
-//! validators, and handed to [`ChainProjection::repair`], which accepts only the block whose
-//! hash it stored; the damage clears once it is rewritten (`<service>.store.repairs`).
+//! validators; a copy that verifies (transactions, signatures, certificate of the set in force
+//! there) is handed to [`ChainProjection::repair`], which accepts only the block whose hash it
+//! stored; the damage clears once it is rewritten (`<service>.store.repairs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -332,36 +333,25 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
     }
 
     /// Rewrites each stored block the service reported damaged from the first copy (CHAIN's,
-    /// else a validator's) that the projection accepts. A height no copy repairs stays
-    /// reported, and is tried again on the next poll.
+    /// else a validator's) that verifies as block `height` of this chain (its transactions,
+    /// their signatures, and a certificate from the validator set governance had in force
+    /// there) and that the projection accepts. A height no copy repairs stays reported, and is
+    /// tried again on the next poll.
     async fn repair_damage(&mut self) -> Result<(), FollowerError<P::Error>> {
         for (height, what) in self.shared.damaged() {
             let at = Height(height);
-            let mut copies = Vec::new();
-            if let Some(message) = self.read_chain(at).await {
-                copies.push(("CHAIN".to_string(), message.payload));
-            }
-            copies.extend(self.ask_validators(at).await);
             let mut repaired = None;
-            for (source, bytes) in copies {
-                let Ok(copy) = Block::decode(&bytes) else {
-                    continue;
-                };
-                if copy.header.height != at {
-                    continue;
-                }
-                let mut txn = self.runner.store().begin().await?;
-                let accepted = self
-                    .runner
-                    .projection()
-                    .inner()
-                    .repair(&mut txn, at, &copy)
-                    .await
-                    .map_err(FollowerError::Projection)?;
-                if accepted {
-                    txn.commit().await?;
-                    repaired = Some(source);
-                    break;
+            if let Some(message) = self.read_chain(at).await
+                && self.try_repair(at, &message.payload).await?
+            {
+                repaired = Some("CHAIN".to_string());
+            }
+            if repaired.is_none() {
+                for (validator, bytes) in self.ask_validators(at).await {
+                    if self.try_repair(at, &bytes).await? {
+                        repaired = Some(format!("validator {validator}"));
+                        break;
+                    }
                 }
             }
             match repaired {
@@ -373,11 +363,41 @@ impl<S: Store, P: ChainProjection> Follower<S, P> {
                 None => tracing::error!(
                     height,
                     damage = %what,
-                    "no copy of the damaged block matches its stored hash; still not serving"
+                    "no verified copy of the damaged block matches what the store holds beside it; still not serving"
                 ),
             }
         }
         Ok(())
+    }
+
+    /// Rewrites block `at` from `bytes` if they are a verified copy of it that the
+    /// projection accepts.
+    async fn try_repair(&self, at: Height, bytes: &[u8]) -> Result<bool, FollowerError<P::Error>> {
+        let Ok(copy) = Block::decode(bytes) else {
+            return Ok(false);
+        };
+        let Some(set) = self.registry.validator_set_for(at) else {
+            return Ok(false);
+        };
+        let verified = copy.header.height == at
+            && copy.header.validators_hash == set.hash()
+            && copy.verify_body(self.registry.chain_id()).is_ok()
+            && copy.certificate.verify(&copy.header, &set).is_ok();
+        if !verified {
+            return Ok(false);
+        }
+        let mut txn = self.runner.store().begin().await?;
+        let accepted = self
+            .runner
+            .projection()
+            .inner()
+            .repair(&mut txn, at, &copy)
+            .await
+            .map_err(FollowerError::Projection)?;
+        if accepted {
+            txn.commit().await?;
+        }
+        Ok(accepted)
     }
 
     /// Opens `<service>.apply` for each traced transaction of `block`: a child of the

@@ -144,10 +144,11 @@ pub trait ChainProjection: Send + Sync {
     }
 
     /// Rewrites what the projection stored for block `height`, reported damaged through
-    /// [`crate::Shared::report_damage`], from `copy`: the encoding of block `height` as CHAIN
-    /// or a validator holds it, not audited again (the chain has moved on). The projection
-    /// must accept the copy only if it matches what it stored independently of the damaged
-    /// bytes (the block's hash in an index); `Ok(false)` refuses the copy. The default
+    /// [`crate::Shared::report_damage`], from `copy`: block `height` as CHAIN or a validator
+    /// holds it, whose transactions, signatures and certificate (by the validator set in
+    /// force there) the follower has verified. The projection must accept the copy only if it
+    /// matches what it stored independently of the damaged bytes (the block's hash in an
+    /// index); `Ok(false)` refuses the copy. The default
     /// repairs nothing, so the damage stays reported (NOT_SERVING) until the store is rebuilt.
     fn repair<T: Transaction>(
         &self,

@@ -1,8 +1,8 @@
 //! [`ChainAuditor`]: walks a chain from genesis (or from a stored registry), checking each
 //! block with the validator set governance puts in force for its height, requiring every
 //! transaction's signer to be authorized, refusing replays of earlier blocks' transactions
-//! (when walking from genesis), and folding governance so that the next block is checked
-//! against the next validator set.
+//! (the full audit, [`ChainAuditor::checking_replays`]), and folding governance so that the
+//! next block is checked against the next validator set.
 
 use citychain_kernel::replay::{ReplayRejection, ReplayWindow};
 use citychain_kernel::{
@@ -71,13 +71,9 @@ pub struct ChainAuditor {
 }
 
 impl ChainAuditor {
-    /// Starts at genesis, expecting block 1. It sees every committed transaction, so it
-    /// also refuses a block that commits a (signer, nonce) pair again while the first
-    /// transaction with it could still commit.
-    ///
-    /// The window is the chain's rule, not a validator's admission policy: how far ahead an
-    /// expiry may be (`max_ttl`) is each validator's setting, so no limit applies here and a
-    /// pair is remembered until its own expiry passes.
+    /// Starts at genesis, expecting block 1. Replays across blocks are not checked (see
+    /// [`ChainAuditor::checking_replays`]): a service following CHAIN relies on the
+    /// validators' replay window for that, and keeps no window of its own to copy per block.
     pub fn new(genesis: &Genesis) -> Self {
         let registry = Registry::from_genesis(genesis);
         let mut verifier = ChainVerifier::new(genesis);
@@ -85,7 +81,21 @@ impl ChainAuditor {
         ChainAuditor {
             verifier,
             registry,
+            replay: None,
+        }
+    }
+
+    /// Starts at genesis like [`ChainAuditor::new`], and also refuses a block that commits a
+    /// (signer, nonce) pair again while the first transaction with it could still commit: the
+    /// full audit `citychain verify` runs.
+    ///
+    /// The window is the chain's rule, not a validator's admission policy: how far ahead an
+    /// expiry may be (`max_ttl`) is each validator's setting, so no limit applies here and a
+    /// pair is remembered until its own expiry passes.
+    pub fn checking_replays(genesis: &Genesis) -> Self {
+        ChainAuditor {
             replay: Some(ReplayWindow::new(u64::MAX)),
+            ..ChainAuditor::new(genesis)
         }
     }
 
@@ -93,9 +103,8 @@ impl ChainAuditor {
     /// the number of transactions verified so far. The registry must be for the same chain
     /// and height, and its validator set for `last` must be the one `last` names.
     ///
-    /// A resumed auditor has not seen the transactions before `last`, so it does not check
-    /// replays across blocks (a service following its own checkpoint relies on the
-    /// validators' replay window for that); `citychain verify` always walks from genesis.
+    /// Like [`ChainAuditor::new`] it does not check replays across blocks;
+    /// `citychain verify` always walks from genesis with [`ChainAuditor::checking_replays`].
     pub fn resume(
         genesis: &Genesis,
         last: &BlockHeader,

@@ -34,7 +34,7 @@ pub(crate) type Arrival = (SignedTx, opentelemetry::Context, DeliveryReply);
 pub const ACK_WAIT: Duration = Duration::from_secs(10);
 
 /// How long a transaction that found the pool full waits before it is delivered again.
-const FULL_RETRY: Duration = Duration::from_secs(1);
+pub(crate) const FULL_RETRY: Duration = Duration::from_secs(1);
 
 /// The replies of the deliveries whose transactions wait in the pool, by transaction and then
 /// by stream sequence (the same transaction may sit in MEMPOOL twice, and one message may be
@@ -71,8 +71,8 @@ pub(crate) enum Answer {
     Ack,
     /// Never acceptable here.
     Term,
-    /// Deliver again later.
-    Retry,
+    /// Deliver again after this long.
+    Retry(Duration),
 }
 
 /// Sends `answer` for each of `replies` without holding up the caller (each is one publish).
@@ -85,7 +85,7 @@ pub(crate) fn answer(replies: Vec<DeliveryReply>, answer: Answer) {
             let sent = match answer {
                 Answer::Ack => reply.ack().await,
                 Answer::Term => reply.term().await,
-                Answer::Retry => reply.nak(Some(FULL_RETRY)).await,
+                Answer::Retry(delay) => reply.nak(Some(delay)).await,
             };
             if let Err(err) = sent {
                 // Unanswered, the message is delivered again after the ack wait.

@@ -45,7 +45,7 @@ use tracing::Instrument as _;
 
 use crate::blockstore::{BlockStore, BlockStoreError, SignedRecord, StoredTip};
 use crate::config::ConsensusSection;
-use crate::intake::{Answer, Arrival, Held, answer, pull_mempool};
+use crate::intake::{ACK_WAIT, Answer, Arrival, FULL_RETRY, Held, answer, pull_mempool};
 use crate::traces::{CommitMetrics, TxTraces, decide_span};
 
 /// What stops a validator.
@@ -309,14 +309,8 @@ pub async fn run<S: Store + Clone + 'static>(
                 .ok_or_else(|| ValidatorError::Registry("missing beside a stored tip".into()))?;
             let registry =
                 Registry::decode(&stored).map_err(|e| ValidatorError::Registry(e.to_string()))?;
-            let peers: Vec<PublicKey> = registry
-                .next_validator_set()
-                .validators()
-                .iter()
-                .map(|v| v.key)
-                .filter(|k| *k != key)
-                .collect();
-            let last = checked_tip_block(&bus, &setup.streams, &blocks, &tip, &peers).await?;
+            let last =
+                checked_tip_block(&bus, &setup.streams, &blocks, &tip, &registry, &key).await?;
             ChainAuditor::resume(&setup.genesis, &last.header, tip.transactions, registry)
                 .map_err(|e| ValidatorError::Registry(e.to_string()))?
         }
@@ -403,10 +397,12 @@ pub async fn run<S: Store + Clone + 'static>(
         pool_tx,
     ));
     let server_store = blocks.clone();
+    let (server_bus, server_streams) = (bus.clone(), setup.streams.clone());
     let _block_server = bus
         .serve(&subjects.blocks(&key), None, move |request| {
             let store = server_store.clone();
-            async move { serve_block(&store, &request.payload).await }
+            let (bus, streams) = (server_bus.clone(), server_streams.clone());
+            async move { serve_block(&bus, &streams, &store, &request.payload).await }
         })
         .await?;
 
@@ -620,6 +616,7 @@ impl<S: Store + Clone + 'static> Engine<S> {
         let mut done = Vec::new();
         let mut refused = Vec::new();
         let mut retry = Vec::new();
+        let mut later = Vec::new();
         let (Ok(registry), Ok(replay), Ok(mut verified)) = (
             self.registry.lock(),
             self.replay.lock(),
@@ -658,15 +655,19 @@ impl<S: Store + Clone + 'static> Engine<S> {
                     tracing::debug!(tx = %id, reason = %why, "transaction not admitted");
                     done.push(reply);
                 }
+                // Another transaction with its (signer, nonce) waits: if that one commits,
+                // this one is a replay when it comes back; if that one expires, this one may
+                // still commit. So it is asked for again, not refused.
                 Err(why @ MempoolRejection::NonceTaken { .. }) => {
-                    tracing::debug!(tx = %id, reason = %why, "transaction not admitted");
-                    refused.push(reply);
+                    tracing::debug!(tx = %id, reason = %why, "transaction not admitted yet");
+                    later.push(reply);
                 }
             }
         }
         answer(done, Answer::Ack);
         answer(refused, Answer::Term);
-        answer(retry, Answer::Retry);
+        answer(retry, Answer::Retry(FULL_RETRY));
+        answer(later, Answer::Retry(ACK_WAIT));
     }
 
     async fn try_propose(&mut self) -> Result<(), ValidatorError> {
@@ -896,8 +897,11 @@ pub async fn append_to_chain<S: Store>(
                 }
                 // The stream lacks blocks below this one: append them from the store.
                 for missing in last + 1..height {
-                    let Some(bytes) = store.block_bytes(missing).await? else {
-                        break;
+                    // A damaged copy is left for the others' (or CHAIN's repair) to fill.
+                    let bytes = match store.block_bytes(missing).await {
+                        Ok(Some(bytes)) => bytes,
+                        Ok(None) | Err(BlockStoreError::Damaged { .. }) => break,
+                        Err(err) => return Err(err.into()),
                     };
                     let Ok(earlier) = Block::decode(&bytes) else {
                         break;
@@ -1010,15 +1014,17 @@ async fn catch_up_from_chain<S: Store>(
 }
 
 /// The stored tip block, checked against the hash in the tip record (kept apart from the
-/// block's bytes). A damaged, missing or different block is rewritten from the copy with that
-/// hash on CHAIN, else from a peer; with no such copy anywhere the validator stops, naming the
-/// damage, rather than vote on a chain it cannot vouch for.
+/// block's bytes). A damaged, missing or different block is rewritten from a copy with that
+/// hash whose transactions, signatures and certificate (by the set `registry` had in force
+/// there) verify, from CHAIN else from a peer; with no such copy anywhere the validator stops,
+/// naming the damage, rather than vote on a chain it cannot vouch for.
 async fn checked_tip_block<S: Store>(
     bus: &Bus,
     streams: &StreamsConfig,
     blocks: &BlockStore<S>,
     tip: &StoredTip,
-    peers: &[PublicKey],
+    registry: &Registry,
+    own: &PublicKey,
 ) -> Result<Block, ValidatorError> {
     let damage = match blocks.block(tip.height).await {
         Ok(Some(block)) if block.hash() == tip.hash => return Ok(block),
@@ -1032,6 +1038,14 @@ async fn checked_tip_block<S: Store>(
         Err(err) => return Err(err.into()),
     };
     tracing::error!(height = tip.height, damage = %damage, "the stored tip block is damaged; fetching the block with the tip's hash");
+    let set = registry.validator_set_for(Height(tip.height));
+    let good = |b: &Block| {
+        b.hash() == tip.hash
+            && b.verify_body(registry.chain_id()).is_ok()
+            && set
+                .as_ref()
+                .is_some_and(|set| b.certificate.verify(&b.header, set).is_ok())
+    };
     let stream = streams.stream_name(StreamKind::Chain);
     let mut copies = Vec::new();
     if let Ok(message) = bus.get_message(&stream, tip.height).await
@@ -1039,11 +1053,18 @@ async fn checked_tip_block<S: Store>(
     {
         copies.push(("CHAIN", block));
     }
-    if !copies.iter().any(|(_, b)| b.hash() == tip.hash) {
-        let from_peers = blocks_from_peers(bus, streams, peers, tip.height).await;
+    if !copies.iter().any(|(_, b)| good(b)) {
+        let peers: Vec<PublicKey> = registry
+            .next_validator_set()
+            .validators()
+            .iter()
+            .map(|v| v.key)
+            .filter(|k| k != own)
+            .collect();
+        let from_peers = blocks_from_peers(bus, streams, &peers, tip.height).await;
         copies.extend(from_peers.into_iter().map(|b| ("a peer", b)));
     }
-    match copies.into_iter().find(|(_, b)| b.hash() == tip.hash) {
+    match copies.into_iter().find(|(_, b)| good(b)) {
         Some((source, copy)) => {
             blocks.rewrite(tip.height, &copy).await?;
             tracing::warn!(
@@ -1103,8 +1124,15 @@ async fn blocks_from_peers(
     blocks
 }
 
-/// Answers a block request: 8 bytes of height in, the encoded block (or nothing) out.
-async fn serve_block<S: Store>(store: &BlockStore<S>, request: &[u8]) -> Bytes {
+/// Answers a block request: 8 bytes of height in, the encoded block (or nothing) out. A
+/// stored block found damaged is never sent: it is rewritten from CHAIN's copy if that copy
+/// is the block the chain links to there ([`repair_stored_block`]), and sent only then.
+async fn serve_block<S: Store>(
+    bus: &Bus,
+    streams: &StreamsConfig,
+    store: &BlockStore<S>,
+    request: &[u8],
+) -> Bytes {
     let Ok(height) = <[u8; 8]>::try_from(request) else {
         return Bytes::new();
     };
@@ -1112,10 +1140,52 @@ async fn serve_block<S: Store>(store: &BlockStore<S>, request: &[u8]) -> Bytes {
     match store.block_bytes(height).await {
         Ok(Some(bytes)) => bytes.into(),
         Ok(None) => Bytes::new(),
+        Err(err @ BlockStoreError::Damaged { .. }) => {
+            tracing::error!(height, error = %err, "a stored block is damaged; rewriting it from CHAIN");
+            match repair_stored_block(bus, streams, store, height).await {
+                Some(copy) => {
+                    tracing::warn!(height, "damaged block rewritten from CHAIN");
+                    copy.encode().into()
+                }
+                None => {
+                    tracing::error!(
+                        height,
+                        "no copy on CHAIN links to the stored chain; the damaged block stays unserved"
+                    );
+                    Bytes::new()
+                }
+            }
+        }
         Err(err) => {
-            // Never the damaged bytes: the asker gets its copy elsewhere.
             tracing::error!(height, error = %err, "cannot serve a stored block");
             Bytes::new()
         }
     }
+}
+
+/// Rewrites the stored block at `height` from CHAIN's copy, if that copy's transactions and
+/// signatures verify and it has the hash the store vouches for apart from the damaged bytes: the tip record's hash at the tip, below it
+/// the `prev_hash` of the stored block above (itself read through its seal). `None` when no
+/// such copy is there.
+async fn repair_stored_block<S: Store>(
+    bus: &Bus,
+    streams: &StreamsConfig,
+    store: &BlockStore<S>,
+    height: u64,
+) -> Option<Block> {
+    let tip = store.tip().await.ok()??;
+    let expected = if height == tip.height {
+        tip.hash
+    } else {
+        store.block(height + 1).await.ok()??.header.prev_hash
+    };
+    let stream = streams.stream_name(StreamKind::Chain);
+    let message = bus.get_message(&stream, height).await.ok()?;
+    let copy = Block::decode(&message.payload).ok()?;
+    // Whoever is served the block checks its certificate; its body is checked here.
+    if copy.hash() != expected || copy.verify_body(&copy.header.chain_id).is_err() {
+        return None;
+    }
+    store.rewrite(height, &copy).await.ok()?;
+    Some(copy)
 }

@@ -262,3 +262,69 @@ async fn a_validator_whose_stored_tip_was_damaged_while_stopped_rewrites_it_and_
     let repaired = blocks.block(tip.height).await.unwrap().unwrap();
     assert_eq!(repaired.hash(), tip.hash);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_block_below_the_tip_is_not_served_until_rewritten_from_chain() {
+    let mut cluster = Cluster::new(4, 29).await;
+    cluster.start_all().await;
+    let txs = cluster.transactions(60, 1);
+    cluster.submit(&txs).await;
+    cluster.wait_for_txs(60, 60).await;
+    cluster.stop(2).await;
+
+    let chain = cluster.chain().await;
+    let target = chain
+        .iter()
+        .find(|b| !b.txs.is_empty())
+        .expect("a block with transactions")
+        .clone();
+    let height = target.header.height.0;
+    let blocks = BlockStore::new(cluster.open_store(2).await);
+    assert!(
+        blocks.tip().await.unwrap().unwrap().height > height,
+        "below the tip"
+    );
+    // The validator's own copy: its certificate may hold other precommits than CHAIN's.
+    let own = blocks.block(height).await.unwrap().expect("stored");
+    drop(blocks);
+    let path = cluster.members[2].dir.path().join("blocks.redb");
+    assert!(flip_in_file(&path, block_needle(&own.encode())) >= 1);
+
+    cluster.start(2).await;
+    let key = cluster.members[2].setup.key.public_key().to_string();
+    let subject = cluster.streams.block_service_subject(&key);
+    // Its block service answers once it has caught up from CHAIN.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let reply = loop {
+        match cluster
+            .bus
+            .request(
+                &subject,
+                height.to_be_bytes().to_vec().into(),
+                HeaderMap::new(),
+                Duration::from_secs(5),
+            )
+            .await
+        {
+            Ok(reply) => break reply,
+            Err(err) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "validator 2's block service never answered: {err}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(
+        reply.payload.as_ref(),
+        target.encode().as_slice(),
+        "the block served is CHAIN's copy, rewritten into the store"
+    );
+    cluster.stop(2).await;
+    let blocks = BlockStore::new(cluster.open_store(2).await);
+    assert_eq!(
+        blocks.block(height).await.unwrap().map(|b| b.hash()),
+        Some(target.hash())
+    );
+}

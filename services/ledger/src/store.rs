@@ -54,8 +54,9 @@ impl LedgerStoreError {
 }
 
 /// The stored block at `height` and its encoding, checked: the bytes against their seal, the
-/// decoded block against the hash the ledger indexed for the height, its certificate against
-/// that hash, and its link against the previous height's indexed hash. `None` if no block is
+/// decoded block against the hash the ledger indexed for the height, its certificate's target
+/// against that hash, its transactions against the header's root, and its link against the
+/// previous height's indexed hash. `None` if no block is
 /// stored there; damage is [`LedgerStoreError::Damaged`], never the damaged bytes.
 async fn verified_block<T: Transaction>(
     txn: &mut T,
@@ -85,6 +86,11 @@ async fn verified_block<T: Transaction>(
     if block.header.height != height || block.certificate.block_hash != hash {
         return Err(fail("its height or certificate names another block".into()));
     }
+    // The transactions against the header's root (a block stored before blocks were sealed
+    // is checked by this and the hashes alone).
+    block
+        .verify_structure(&block.header.chain_id)
+        .map_err(|e| fail(format!("its transactions do not match its header: {e}")))?;
     if let Some(previous) = height.0.checked_sub(1).filter(|h| *h > 0)
         && indexed_hash(txn, Height(previous)).await? != Some(block.header.prev_hash)
     {
