@@ -937,7 +937,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_server_fsyncs_each_write() {
+    async fn the_server_config_asks_for_fsync_on_each_write_and_a_file_store() {
         let server = NatsServer::start().await.expect("server starts");
         let config = std::fs::read_to_string(server.config_file.as_ref().unwrap()).unwrap();
         assert!(config.contains("sync_interval: always"), "{config}");
