@@ -216,11 +216,7 @@ async fn n4_all_validators_crash_at_once_and_no_submitted_transaction_is_lost() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validator_whose_stored_tip_was_damaged_while_stopped_rewrites_it_and_rejoins() {
-    let mut cluster = Cluster::new(4, 27).await;
-    cluster.start_all().await;
-    let txs = cluster.transactions(60, 1);
-    cluster.submit(&txs).await;
-    cluster.wait_for_txs(60, 60).await;
+    let mut cluster = Cluster::with_committed(27, 60).await;
     cluster.stop(1).await;
 
     let blocks = BlockStore::new(cluster.open_store(1).await);
@@ -265,11 +261,7 @@ async fn a_validator_whose_stored_tip_was_damaged_while_stopped_rewrites_it_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_block_below_the_tip_is_not_served_until_rewritten_from_chain() {
-    let mut cluster = Cluster::new(4, 29).await;
-    cluster.start_all().await;
-    let txs = cluster.transactions(60, 1);
-    cluster.submit(&txs).await;
-    cluster.wait_for_txs(60, 60).await;
+    let mut cluster = Cluster::with_committed(29, 60).await;
     cluster.stop(2).await;
 
     let chain = cluster.chain().await;

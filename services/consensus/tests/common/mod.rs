@@ -107,6 +107,16 @@ impl Cluster {
         m.running = Some((stop_tx, task));
     }
 
+    /// Four validators, running, that have committed `count` transactions.
+    pub async fn with_committed(seed: u64, count: usize) -> Cluster {
+        let mut cluster = Cluster::new(4, seed).await;
+        cluster.start_all().await;
+        let txs = cluster.transactions(count, 1);
+        cluster.submit(&txs).await;
+        cluster.wait_for_txs(count, 60).await;
+        cluster
+    }
+
     pub async fn start_all(&mut self) {
         for i in 0..self.members.len() {
             self.start(i).await;
